@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make serve` and `make test` (each sets everything up first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Re-install only when an install input changes.
+STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requirements/*.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup model serve test lint bench clean
+
+setup: $(STAMP) model
+
+$(STAMP):
+	scripts/install.sh $(VENV)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+model: $(STAMP)
+	$(PY) -m sglang_hathora.bundled_model
+
+serve: setup
+	$(PY) serve_hathora.py
+
+test: setup
+	$(PY) -m ruff check .
+	$(VENV)/bin/hadolint Dockerfile.hathora
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile.hathora
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,12 @@
+"""Entry point: ``python serve_hathora.py`` starts the sglang-hathora server.
+
+The code lives in the sglang_hathora package; this file stays import-safe because SGLang spawns
+its workers with the "spawn" start method, which re-imports the main module in each child.
+"""
+
+import sys
+
+from sglang_hathora.server import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The app factory: routes, error handlers, middleware, and a lifespan that loads the engine
+in the background so that the port is bound before the model loads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from sglang_hathora import __version__, health, openai_routes
+from sglang_hathora.errors import install_error_handlers
+from sglang_hathora.lifecycle import Lifecycle
+from sglang_hathora.settings import Settings
+from sglang_hathora.timing import TimingMiddleware
+
+
+def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAPI:
+    lifecycle = lifecycle or Lifecycle(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # uvicorn binds the port only after lifespan startup returns: start loading, don't await it.
+        loading = asyncio.create_task(lifecycle.start(), name="engine-start")
+        try:
+            yield
+        finally:
+            lifecycle.accepting = False
+            if not loading.done():
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await loading
+            await lifecycle.stop_engine()
+
+    app = FastAPI(
+        title="sglang-hathora",
+        version=__version__,
+        description="OpenAI-compatible API on an in-process SGLang engine.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.lifecycle = lifecycle
+    app.state.engine = lifecycle.engine
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai_routes.router)
+    app.add_middleware(TimingMiddleware, region=settings.hathora_region)
+    return app

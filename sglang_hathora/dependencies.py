@@ -1,0 +1,28 @@
+"""Typed FastAPI dependencies: what a route needs, fetched from app.state in one place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from sglang_hathora.engine import EngineService
+from sglang_hathora.lifecycle import Lifecycle
+from sglang_hathora.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> EngineService:
+    return request.app.state.engine
+
+
+def get_lifecycle(request: Request) -> Lifecycle:
+    return request.app.state.lifecycle
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[EngineService, Depends(get_engine)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]

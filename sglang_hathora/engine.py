@@ -1,0 +1,142 @@
+"""Where the SGLang engine starts, warms up and stops: ``EngineService``.
+
+Built on the serving event loop's terms (shared/reference/sglang-engine.md):
+- the port is bound first: the Engine constructor blocks ~15 s on CPU (minutes for large models on
+  GPU), so it runs in a worker thread while uvicorn already answers /health with 503;
+- the first async request binds SGLang's receive loop to its event loop, so the warm-up request
+  runs on the serving loop, never on a private one;
+- SGLang is imported only inside the loading task, after the CPU fixes are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from pathlib import Path
+from typing import Any
+
+from sglang_hathora import bundled_model, cpu_compat
+from sglang_hathora.observability import logger
+from sglang_hathora.settings import Settings
+
+# Measured on a 2-core CPU with SmolLM2-135M: these engine arguments work; SGLang's CPU default
+# attention backend (intel_amx) needs AMX and the real sgl-kernel.
+_CPU_ENGINE_ARGS: dict[str, Any] = {
+    "device": "cpu",
+    "attention_backend": "torch_native",
+    "sampling_backend": "pytorch",
+    "disable_cuda_graph": True,
+    "disable_overlap_schedule": True,
+}
+# On CPU mem_fraction_static is a share of host RAM; 5% of 24 GiB holds a 4096-token pool easily.
+_CPU_DEFAULTS: dict[str, Any] = {"mem_fraction_static": 0.05, "max_total_tokens": 4096, "context_length": 4096}
+
+
+class EngineStatus(enum.StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+def resolve_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, Any]:
+    """The keyword arguments for ``sglang.Engine``: a pure function of the settings."""
+    args: dict[str, Any] = {
+        "model_path": model_path,
+        "served_model_name": settings.model_name,
+        "tp_size": settings.tp_size,
+        "sleep_on_idle": settings.sleep_on_idle,
+        "log_level": settings.log_level.lower() if settings.log_level != "DEBUG" else "info",
+        # Our own warm-up runs on the serving loop; SGLang's would need its HTTP server.
+        "skip_server_warmup": True,
+    }
+    if device == "cpu":
+        args.update(_CPU_ENGINE_ARGS)
+        args.update(_CPU_DEFAULTS)
+    optional = {
+        "max_total_tokens": settings.max_total_tokens,
+        "context_length": settings.context_length,
+        "mem_fraction_static": settings.mem_fraction_static,
+        "random_seed": settings.random_seed,
+    }
+    args.update({key: value for key, value in optional.items() if value is not None})
+    return args
+
+
+class EngineService:
+    """Owns the SGLang engine: status for /health, the engine object for the routes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status = EngineStatus.LOADING
+        self.model_path: str = settings.model_path or str(bundled_model.checkpoint_dir(settings.model_cache_dir))
+        self.device: str | None = None
+        self.engine: Any = None
+        self.failure: str | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status is EngineStatus.READY
+
+    async def start(self) -> None:
+        """Load, warm up and mark ready. Raises on failure (status FAILED, reason in .failure)."""
+        started = time.monotonic()
+        try:
+            self.device = await asyncio.to_thread(resolve_device, self.settings.device)
+            if self.device == "cpu":
+                cpu_compat.apply()  # before the first sglang import, inherited by its children
+            if self.settings.model_path is None:
+                self.model_path = str(await asyncio.to_thread(bundled_model.prepare, self.settings.model_cache_dir))
+            args = engine_args(self.settings, self.model_path, self.device)
+            logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
+            self.engine = await asyncio.to_thread(_build_engine, args)
+            await self._warm_up()
+        except BaseException as exc:
+            self.status = EngineStatus.FAILED
+            self.failure = f"{type(exc).__name__}: {exc}"
+            raise
+        self.load_seconds = time.monotonic() - started
+        self.status = EngineStatus.READY
+        logger.info("Engine ready in %.1f s: model %s", self.load_seconds, self.settings.model_name)
+
+    async def _warm_up(self) -> None:
+        # One real generation on the serving loop: compiles what is lazily compiled and binds
+        # SGLang's receive loop here (a first request on any other loop would hang forever).
+        output = await self.engine.async_generate("Hello", {"max_new_tokens": 2, "temperature": 0.0})
+        logger.info("Warm-up generation done (%s tokens)", output["meta_info"]["completion_tokens"])
+
+    def shutdown(self) -> None:
+        """Stop the engine and its child processes. Safe to call in any state, more than once."""
+        if self.status is EngineStatus.STOPPED:
+            return
+        self.status = EngineStatus.STOPPING
+        if self.engine is not None:
+            started = time.monotonic()
+            self.engine.shutdown()
+            logger.info("Engine shut down in %.2f s", time.monotonic() - started)
+        self.status = EngineStatus.STOPPED
+
+    @property
+    def tokenizer_manager(self) -> Any:
+        return self.engine.tokenizer_manager
+
+
+def _build_engine(args: dict[str, Any]) -> Any:
+    from sglang.srt.entrypoints.engine import Engine
+
+    return Engine(**args)
+
+
+def model_display_path(service: EngineService) -> str:
+    return service.settings.model_path or Path(service.model_path).name

@@ -1,0 +1,74 @@
+"""OpenAI's nested error shape, ``{"error": {"message", "type", "param", "code"}}``, everywhere.
+
+SGLang's serving layer answers errors FLAT (``{"object": "error", "message", ...}``), and FastAPI
+answers 422 with its own shape; both are converted here so every client sees one format.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+_TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def error_type_for(status: int) -> str:
+    if status in _TYPE_BY_STATUS:
+        return _TYPE_BY_STATUS[status]
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def error_body(message: str, status: int, param: str | None = None, code: str | int | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type_for(status), "param": param, "code": code}}
+
+
+def error_response(
+    message: str,
+    status: int,
+    param: str | None = None,
+    code: str | int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(message, status, param, code), status_code=status, headers=headers)
+
+
+def from_sglang_error(body: bytes, status: int) -> JSONResponse:
+    """Convert SGLang's flat ErrorResponse JSON into the nested shape, keeping its message."""
+    try:
+        flat = json.loads(body)
+    except ValueError:
+        flat = {}
+    if not isinstance(flat, dict):
+        flat = {}
+    message = flat.get("message") or f"request failed with status {status}"
+    code = flat.get("code")
+    # SGLang puts the HTTP status in `code`; OpenAI's code is a symbol or null.
+    code = None if code in (None, status, str(status)) else code
+    return error_response(str(message), status, param=flat.get("param"), code=code)
+
+
+def streaming_error_event(message: str, status: int = 500, code: str | None = None) -> str:
+    """A mid-stream failure as an SSE event the OpenAI SDK raises as APIError (never as content)."""
+    return f"data: {json.dumps(error_body(message, status, code=code))}\n\n"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        not_found = "Not found: no such route (see /docs for the API)."
+        message = not_found if exc.status_code == 404 else str(exc.detail)
+        return error_response(message, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        return error_response(
+            f"Invalid request: {first.get('msg', 'validation failed')}",
+            400,
+            param=".".join(str(part) for part in first.get("loc", ())[1:]) or None,
+        )

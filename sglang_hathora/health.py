@@ -1,0 +1,45 @@
+"""/health (truthful readiness for load balancers) and GET / (a short service description)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from sglang_hathora import __version__
+from sglang_hathora.dependencies import LifecycleDep, SettingsDep
+
+router = APIRouter(tags=["Service"])
+
+
+@router.get("/health", summary="200 when ready to serve; 503 while loading, draining or failed")
+async def health(lifecycle: LifecycleDep, settings: SettingsDep) -> JSONResponse:
+    body = {
+        "status": "ok" if lifecycle.ready else "unavailable",
+        "engine_status": lifecycle.engine_status,
+        "hathora_region": settings.hathora_region,
+        "model_path": lifecycle.engine.model_path,
+        "timestamp": time.time(),
+    }
+    headers = None if lifecycle.ready else {"Retry-After": "5"}
+    return JSONResponse(body, status_code=200 if lifecycle.ready else 503, headers=headers)
+
+
+@router.get("/", summary="Service description")
+async def root(lifecycle: LifecycleDep, settings: SettingsDep) -> dict:
+    return {
+        "service": "sglang-hathora",
+        "version": __version__,
+        "description": "OpenAI-compatible LLM server on an in-process SGLang engine, for Hathora Cloud.",
+        "model": settings.model_name,
+        "engine_status": lifecycle.engine_status,
+        "hathora_region": settings.hathora_region,
+        "endpoints": {
+            "chat": "/v1/chat/completions",
+            "completions": "/v1/completions",
+            "models": "/v1/models",
+            "health": "/health",
+            "docs": "/docs",
+        },
+    }

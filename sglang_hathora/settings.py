@@ -1,0 +1,139 @@
+"""All configuration, read from the environment in one place: the ``Settings`` class.
+
+Nothing else in the project reads os.environ. Invalid values stop the process at start with one
+line naming the variable (``load_settings_or_exit``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Device = Literal["auto", "cuda", "cpu"]
+
+# What the seed's client examples send as the model name; accepted beside the served name.
+MODEL_ALIAS = "sglang"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- Hathora (injected by Hathora; all optional when running locally) ---
+    hathora_hostname: str | None = Field(None, description="Public hostname of this process.")
+    hathora_default_port: int | None = Field(
+        None, ge=1, le=65535, description="Public port Hathora maps to PORT; advertised, never listened on."
+    )
+    hathora_region: str | None = Field(None, description="Hathora region, e.g. Seattle.")
+    hathora_process_id: str | None = Field(None, description="Hathora process id, reported in /health.")
+    gcp_service_account_key_base64: SecretStr | None = Field(
+        None, description="Base64 of a GCP service-account JSON key (NEG registration)."
+    )
+
+    # --- Model and engine ---
+    model_path: str | None = Field(
+        None, description="Local checkpoint or Hugging Face id; unset: the bundled SmolLM2-135M-Instruct."
+    )
+    served_model_name: str | None = Field(None, description="Name in /v1/models; default MODEL_PATH.")
+    tp_size: int = Field(1, ge=1, le=64, description="Tensor-parallel degree (GPUs).")
+    max_total_tokens: int | None = Field(
+        None, ge=256, description="Size of the KV-cache pool shared by ALL requests (not per request)."
+    )
+    context_length: int | None = Field(None, ge=16, description="Longest prompt + completion, in tokens.")
+    mem_fraction_static: float | None = Field(
+        None, gt=0, lt=1, description="Fraction of memory for weights + KV cache (host RAM on CPU)."
+    )
+    device: Device = Field("auto", description="auto picks cuda when a GPU is visible, else cpu.")
+    sleep_on_idle: bool = Field(True, description="Let the idle scheduler sleep instead of busy-polling.")
+    random_seed: int | None = Field(None, description="Engine random seed.")
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "sglang-hathora", description="Where the bundled model is prepared."
+    )
+
+    # --- HTTP server ---
+    host: str = Field("0.0.0.0", description="Listen address.")
+    port: int = Field(8000, ge=1, le=65535, description="Listen (container) port.")
+    drain_timeout: float = Field(
+        8.0, ge=0, le=3600, description="Seconds in-flight requests may take to finish after SIGTERM."
+    )
+    keep_alive_timeout: int = Field(620, ge=1, description="HTTP keep-alive (s); above GCP's 600 s backend keep-alive.")
+
+    # --- Logging ---
+    log_level: LogLevel = Field("INFO", description="DEBUG also logs prompt text.")
+    log_file: Path | None = Field(Path("serve_hathora.log"), description="Rotating log file; empty: none.")
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    log_file_backup_count: int = Field(3, ge=0)
+
+    @field_validator("log_level", "device", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: object, info) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator(
+        "hathora_hostname",
+        "hathora_region",
+        "hathora_process_id",
+        "model_path",
+        "served_model_name",
+        "gcp_service_account_key_base64",
+        "hathora_default_port",
+        "max_total_tokens",
+        "context_length",
+        "mem_fraction_static",
+        "random_seed",
+        "log_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `docker run -e X=` and .env files produce empty strings; they mean "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_cache_dir", "log_file")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("model_path")
+    @classmethod
+    def _local_model_path_exists(cls, value: str | None) -> str | None:
+        # A hub id ("org/name") is checked by the engine; a filesystem path can be checked now.
+        if value and value.startswith(("/", "./", "../", "~")) and not Path(value).expanduser().is_dir():
+            raise ValueError(f"no such model folder: {value}")
+        return str(Path(value).expanduser()) if value and value.startswith("~") else value
+
+    @cached_property
+    def model_name(self) -> str:
+        """The name clients see in /v1/models and in responses."""
+        if self.served_model_name:
+            return self.served_model_name
+        return self.model_path or "SmolLM2-135M-Instruct"
+
+    def accepted_model_names(self) -> frozenset[str]:
+        return frozenset({self.model_name, MODEL_ALIAS})
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad variable, what was wrong and what it got (never secret values)."""
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        got = "" if "secret" in name.lower() or "key" in name.lower() else f" (got {item.get('input')!r})"
+        parts.append(f"{name}: {item['msg']}{got}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings_or_exit() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(describe_validation_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None

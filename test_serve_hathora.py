@@ -1,0 +1,183 @@
+"""Acceptance test: the real OpenAI SDK against ``python serve_hathora.py`` (real SGLang engine,
+bundled SmolLM2-135M-Instruct) over real HTTP on 127.0.0.1.
+
+Run with ``pytest`` (part of ``make test``) or directly: ``python test_serve_hathora.py``.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.server_process import ServerProcess
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundled_checkpoint):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(bundled_checkpoint / "tokenizer.json"))
+
+
+@pytest.fixture(scope="module")
+def chat_prompt_tokens(bundled_checkpoint, tokenizer):
+    """The engine's prompt-token count, computed independently from the model's own chat template."""
+    import jinja2
+
+    template = (bundled_checkpoint / "chat_template.jinja").read_text()
+
+    def count(messages: list[dict]) -> int:
+        text = jinja2.Environment().from_string(template).render(messages=messages, add_generation_prompt=True)
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+def test_port_bound_before_model_loads_and_health_turns_ready(server: ServerProcess) -> None:
+    assert server.port_answered_after is not None and server.port_answered_after < 2.0, server.port_answered_after
+    first_code, first_body = server.health_codes[0]
+    assert first_code == 503 and first_body["engine_status"] == "loading"
+    code, body = server.health_codes[-1]
+    assert code == 200
+    assert body["status"] == "ok" and body["engine_status"] == "ready"
+    assert body["hathora_region"] == "Seattle"
+    assert body["model_path"].endswith("SmolLM2-135M-Instruct")
+    assert abs(body["timestamp"] - time.time()) < 600
+
+
+def test_non_streaming_answer(client: openai.OpenAI, tokenizer, chat_prompt_tokens) -> None:
+    response = client.chat.completions.create(model="sglang", messages=QUESTION, temperature=0, max_tokens=40)
+    choice = response.choices[0]
+    assert "Paris" in choice.message.content
+    assert choice.message.role == "assistant"
+    assert choice.finish_reason == "stop"
+    assert response.id.startswith("chatcmpl-")
+    assert response.model == "SmolLM2-135M-Instruct"
+    # Real token counts: the templated prompt, and the answer plus the end-of-turn token.
+    assert response.usage.prompt_tokens == chat_prompt_tokens(QUESTION)
+    answer_tokens = len(tokenizer.encode(choice.message.content, add_special_tokens=False).ids)
+    assert response.usage.completion_tokens == answer_tokens + 1
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+def test_stream_matches_non_stream(client: openai.OpenAI) -> None:
+    reference = client.chat.completions.create(model="sglang", messages=QUESTION, temperature=0, max_tokens=40)
+    chunks = list(
+        client.chat.completions.create(model="sglang", messages=QUESTION, temperature=0, max_tokens=40, stream=True)
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    assert text == reference.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert len({chunk.id for chunk in chunks}) == 1
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["stop"]
+    # Without stream_options.include_usage: no usage chunk, no usage anywhere.
+    assert all(chunk.choices for chunk in chunks)
+    assert all(chunk.usage is None for chunk in chunks)
+
+
+def test_stream_include_usage_adds_one_final_usage_chunk(client: openai.OpenAI) -> None:
+    reference = client.chat.completions.create(model="sglang", messages=QUESTION, temperature=0, max_tokens=40)
+    chunks = list(
+        client.chat.completions.create(
+            model="sglang",
+            messages=QUESTION,
+            temperature=0,
+            max_tokens=40,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage_chunks = [chunk for chunk in chunks if not chunk.choices]
+    assert len(usage_chunks) == 1 and usage_chunks[0] is chunks[-1]
+    assert chunks[-1].usage.prompt_tokens == reference.usage.prompt_tokens
+    assert chunks[-1].usage.completion_tokens == reference.usage.completion_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_finish_reason_length_when_max_tokens_hit(client: openai.OpenAI, stream: bool) -> None:
+    messages = [{"role": "user", "content": "Write a long story about a dragon."}]
+    if not stream:
+        response = client.chat.completions.create(model="sglang", messages=messages, temperature=0, max_tokens=5)
+        assert response.choices[0].finish_reason == "length"
+        assert response.usage.completion_tokens == 5
+        return
+    chunks = list(
+        client.chat.completions.create(
+            model="sglang",
+            messages=messages,
+            temperature=0,
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_served_name_and_alias_accepted_unknown_model_rejected(client: openai.OpenAI) -> None:
+    models = client.models.list()
+    assert [model.id for model in models.data] == ["SmolLM2-135M-Instruct"]
+    for name in ("SmolLM2-135M-Instruct", "sglang"):
+        response = client.chat.completions.create(model=name, messages=QUESTION, temperature=0, max_tokens=3)
+        assert response.choices[0].message.content
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="gpt-4o", messages=QUESTION, max_tokens=3)
+    assert raised.value.body["code"] == "model_not_found"
+
+
+def test_text_completions(client: openai.OpenAI) -> None:
+    response = client.completions.create(model="sglang", prompt="The capital of France is", temperature=0, max_tokens=4)
+    assert "Paris" in response.choices[0].text
+    assert response.usage.completion_tokens == 4
+    assert response.choices[0].finish_reason == "length"
+
+
+def test_headers_logs_and_docs(server: ServerProcess, client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="sglang", messages=[{"role": "user", "content": "Say the word zebra-secret-4711."}], max_tokens=3
+    )
+    assert float(raw.headers["x-process-time"]) > 0
+    assert raw.headers["x-hathora-region"] == "Seattle"
+    with httpx.Client(base_url=server.base_url) as http:
+        assert http.get("/docs").status_code == 200
+        root = http.get("/").json()
+        assert root["endpoints"]["chat"] == "/v1/chat/completions"
+        missing = http.get("/no/such/route")
+        assert missing.status_code == 404 and "message" in missing.json()["error"]
+        assert "x-process-time" in missing.headers
+    time.sleep(0.2)  # let the log handler flush the last line
+    log = server.log_file.read_text()
+    assert " - serve_hathora - INFO - [127.0.0.1] POST /v1/chat/completions - Status: 200, Duration: " in log
+    assert "Generation completed in" in log and "ttft=" in log and "prompt_tokens=" in log
+    assert "zebra-secret-4711" not in log  # prompts are logged only at DEBUG
+
+
+def test_sigterm_stops_cleanly_with_no_child_left(server: ServerProcess) -> None:
+    """Runs last in this file: ends the session's server."""
+    children = server.descendants()
+    assert children, "the engine's scheduler and detokenizer should be child processes"
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=60) == 0
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert "Exited with status 0" in server.log_file.read_text()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v", "-p", "no:cacheprovider"]))

@@ -1,0 +1,116 @@
+"""Start ``python serve_hathora.py`` as a real subprocess on 127.0.0.1 and a free port, and end it by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ENTRY = PROJECT_DIR / "serve_hathora.py"
+# Bounds that catch hangs only (loading takes 20-30 s on 2 cores).
+READY_TIMEOUT = 240.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(port: int, log_file: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HATHORA_", "GCP_", "MODEL_PATH", "LOG_"))}
+    env.update({"HOST": "127.0.0.1", "PORT": str(port), "LOG_FILE": str(log_file), "NO_PROXY": "127.0.0.1,localhost"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    log_file: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    port_answered_after: float | None = None
+    health_codes: list[tuple[int, dict]] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        self.started_at = time.monotonic()
+        self.stdout_path = self.log_file.with_suffix(".stdout")
+        self._stdout = open(self.stdout_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ENTRY)],
+            cwd=PROJECT_DIR,
+            env=server_env(self.port, self.log_file, **self.extra_env),
+            stdout=self._stdout,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Poll /health every 0.1 s, recording each status, until it answers 200."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
+                try:
+                    response = client.get(f"{self.base_url}/health")
+                except httpx.TransportError:
+                    time.sleep(0.1)
+                    continue
+                if self.port_answered_after is None:
+                    self.port_answered_after = time.monotonic() - self.started_at
+                self.health_codes.append((response.status_code, response.json()))
+                if response.status_code == 200:
+                    return
+                time.sleep(0.1)
+        raise TimeoutError(f"server not ready in {timeout} s:\n{self.output()[-4000:]}")
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL of the whole tree if it does not go; never leaves a process behind."""
+        if self.proc is None:
+            return None
+        children = self.descendants()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        self._stdout.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        self._stdout.flush()
+        return self.stdout_path.read_text(errors="replace")

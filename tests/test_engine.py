@@ -1,0 +1,47 @@
+"""Engine arguments, and a model that fails to load ending the process clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from sglang_hathora.engine import engine_args
+from sglang_hathora.settings import Settings
+from tests.server_process import ServerProcess
+
+
+def test_cpu_arguments_are_the_measured_working_set() -> None:
+    args = engine_args(Settings(sleep_on_idle=True), "/models/x", "cpu")
+    assert args["device"] == "cpu" and args["attention_backend"] == "torch_native"
+    assert args["disable_cuda_graph"] and args["disable_overlap_schedule"]
+    assert args["sleep_on_idle"] is True  # an idle scheduler otherwise burns a whole core
+    assert args["max_total_tokens"] == 4096 and args["mem_fraction_static"] == 0.05
+    assert args["served_model_name"] == "SmolLM2-135M-Instruct"
+
+
+def test_gpu_arguments_leave_sizing_to_sglang_unless_set() -> None:
+    args = engine_args(Settings(model_path="org/model", tp_size=4), "org/model", "cuda")
+    assert "device" not in args and "attention_backend" not in args
+    assert "max_total_tokens" not in args and "context_length" not in args
+    assert args["tp_size"] == 4 and args["served_model_name"] == "org/model"
+    sized = engine_args(Settings(max_total_tokens=65536, context_length=8192), "org/model", "cuda")
+    assert sized["max_total_tokens"] == 65536 and sized["context_length"] == 8192
+
+
+def test_settings_override_cpu_defaults() -> None:
+    args = engine_args(Settings(max_total_tokens=2048, mem_fraction_static=0.1), "/m", "cpu")
+    assert args["max_total_tokens"] == 2048 and args["mem_fraction_static"] == 0.1
+
+
+@pytest.mark.timeout(300)
+def test_model_that_fails_to_load_ends_the_process(tmp_path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env={"MODEL_PATH": str(broken)}).start()
+    try:
+        assert server.wait(timeout=240) == 1
+    finally:
+        server.stop()
+    log = server.log_file.read_text()
+    assert "ERROR - Engine failed to load, exiting: " in log
+    assert "Exited with status 1" in log
