@@ -26,7 +26,7 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         try:
             yield
         finally:
-            lifecycle.accepting = False
+            await lifecycle.shutdown()
             if not loading.done():
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -22,6 +22,8 @@ async def health(lifecycle: LifecycleDep, settings: SettingsDep) -> JSONResponse
         "model_path": lifecycle.engine.model_path,
         "timestamp": time.time(),
     }
+    if lifecycle.registrar is not None:
+        body["registration"] = lifecycle.registrar.status()
     headers = None if lifecycle.ready else {"Retry-After": "5"}
     return JSONResponse(body, status_code=200 if lifecycle.ready else 503, headers=headers)
 

@@ -1,44 +1,61 @@
-"""The order of life: bind -> load and warm the engine -> ready; stop -> drain -> engine down.
+"""The order of life, in one place.
 
-One object holds the process-wide state the routes and /health read (is the engine ready, are we
-still accepting work) and runs the start-up and shut-down steps in order.
+Start: bind the port (uvicorn) -> load and warm the engine -> /health 200 -> attach to the NEGs.
+Stop (SIGTERM/SIGINT, a required registration that failed, or the engine dying):
+  /health 503 at once -> detach from every NEG (about 2 s, in parallel; requests that the load
+  balancer still routes meanwhile are served) -> stop accepting -> drain in-flight requests up to
+  DRAIN_TIMEOUT -> engine shutdown -> exit. A second signal skips the drain, never the detach.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sglang_hathora.engine import EngineService, EngineStatus
 from sglang_hathora.observability import logger
+from sglang_hathora.registration import NegRegistrar
 from sglang_hathora.serving import OpenAIServing
 from sglang_hathora.settings import Settings
 
 
 class Lifecycle:
-    def __init__(self, settings: Settings, engine: EngineService | None = None) -> None:
+    def __init__(self, settings: Settings, registrar: NegRegistrar | None = None) -> None:
         self.settings = settings
-        self.engine = engine or EngineService(settings)
+        self.engine = EngineService(settings)
+        self.registrar = registrar
         self.serving: OpenAIServing | None = None
         self.started_at = time.time()
-        self.accepting = True  # False from the first stop signal on: /health 503, new work 503
+        self.stopping = False  # from the first stop request on: /health 503
+        self.accepting = True  # False once the NEG detach is done: new work gets 503, the drain begins
         self.exit_code = 0
-        # Set by the server runner: asks the HTTP server to stop (drain and exit).
-        self.request_server_exit: Callable[[], None] = lambda: None
-        # Set by the server runner: called once the engine's first request has run (see server.py).
+        self._force = False
+        self._detached = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        # Set by the server runner (server.py): stop the HTTP server, gracefully or at once.
+        self.request_server_exit: Callable[[bool], None] = lambda force: None
+        # Set by the server runner: called once the engine has run its first request.
         self.on_engine_ready: Callable[[], None] = lambda: None
 
+    # ---- what /health and the routes read ----
     @property
     def engine_status(self) -> str:
-        if not self.accepting and self.engine.status in (EngineStatus.READY, EngineStatus.LOADING):
+        if self.stopping and self.engine.status in (EngineStatus.READY, EngineStatus.LOADING):
             return "draining"
         return self.engine.status.value
 
     @property
     def ready(self) -> bool:
+        return not self.stopping and self.engine.ready and self.serving is not None
+
+    @property
+    def serving_requests(self) -> bool:
         return self.accepting and self.engine.ready and self.serving is not None
 
+    # ---- start ----
     async def start(self) -> None:
         """Runs as a background task once the port is bound."""
         try:
@@ -46,25 +63,83 @@ class Lifecycle:
             self.serving = OpenAIServing(self.engine.engine, self.settings)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - any load failure must end the process clearly
             logger.error("Engine failed to load, exiting: %s", self.engine.failure or exc)
             logger.debug("Engine failure detail", exc_info=True)
             self.exit_code = 1
-            self.accepting = False
-            self.request_server_exit()
+            self.begin_stop("engine failed to load")
             return
         self.on_engine_ready()
-
-    def begin_stop(self, reason: str) -> None:
-        if not self.accepting:
+        if self.stopping:
             return
-        logger.info(
-            "Stopping (%s): no new requests; draining in-flight ones for up to %.0f s",
-            reason,
-            self.settings.drain_timeout,
-        )
+        if self.registrar is not None:
+            self._spawn(self.registrar.run(give_up=self._registration_failed), "neg-registration")
+
+    def _registration_failed(self, reason: str) -> None:
+        logger.error("%s; NEG_REGISTRATION_REQUIRED is set: exiting", reason)
+        self.exit_code = 1
+        self.begin_stop("registration required but failed")
+
+    # ---- stop ----
+    def begin_stop(self, reason: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        logger.info("Stopping (%s): /health is 503 from now on", reason)
+        self._spawn(self._stop_sequence(), "stop-sequence")
+
+    def force_stop(self, reason: str) -> None:
+        """A second stop request: skip the drain (the detach still runs, it is bounded)."""
+        logger.warning("%s: ending the drain now", reason)
+        self._force = True
+        if not self.stopping:
+            self.begin_stop(reason)
+        elif self._detached.is_set():
+            self.request_server_exit(True)
+
+    def engine_died(self) -> None:
+        """SGLang's scheduler or detokenizer died: nothing in flight can finish."""
+        logger.error("An engine process died: detaching and exiting")
+        self.engine.status = EngineStatus.FAILED
+        self.exit_code = 1
+        self.force_stop("engine died")
+
+    async def _stop_sequence(self) -> None:
+        for task in list(self._tasks):
+            if task.get_name() == "neg-registration":
+                task.cancel()
+        if self.registrar is not None:
+            try:
+                await self.registrar.detach_all(self.settings.neg_detach_budget)
+            except Exception:  # noqa: BLE001 - the stop must go on
+                logger.exception("NEG detach failed")
+        self._detached.set()
         self.accepting = False
-        self.request_server_exit()
+        if not self._force:
+            logger.info("No new requests; draining in-flight ones for up to %.0f s", self.settings.drain_timeout)
+        self.request_server_exit(self._force)
+
+    async def shutdown(self) -> None:
+        """The HTTP server has stopped: make sure the detach happened, then end background work."""
+        self.stopping = True
+        self.accepting = False
+        if not self._detached.is_set() and self.registrar is not None:
+            await self.registrar.detach_all(self.settings.neg_detach_budget)
+            self._detached.set()
+        await self.cancel_tasks()
 
     async def stop_engine(self) -> None:
         await asyncio.to_thread(self.engine.shutdown)
+
+    async def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            if task.get_name() != "stop-sequence":
+                task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

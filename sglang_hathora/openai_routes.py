@@ -15,7 +15,7 @@ _BODY_DOC = {"requestBody": {"content": {"application/json": {"schema": {"type":
 
 
 def _not_serving(lifecycle: Lifecycle) -> Response | None:
-    if lifecycle.serving is not None and lifecycle.accepting:
+    if lifecycle.serving_requests:
         return None
     return error_response(
         f"The server is not ready ({lifecycle.engine_status}); retry shortly.",

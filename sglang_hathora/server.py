@@ -3,8 +3,10 @@
 Why not uvicorn's signal handling as is:
 - after a signal-driven shutdown uvicorn re-raises the signal, so SIGTERM would end the process
   with status 143 even after a clean drain; we exit 0;
-- SGLang installs its own SIGTERM handler on the serving loop at the first request (it drains and
-  then calls sys.exit, skipping our shutdown); we take SIGTERM back once the engine has run one.
+- a stop must detach from the load balancer BEFORE the listener closes (lifecycle.py);
+- SGLang installs its own SIGTERM and SIGQUIT handlers on the serving loop at its first request
+  (it drains, then calls sys.exit, skipping our shutdown; on SIGQUIT it SIGKILLs the whole process
+  tree, us included); we take them back once the engine has run its warm-up request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import contextlib
 import signal
 import sys
-import threading
 import warnings
 from collections.abc import Generator
 from types import FrameType
@@ -22,8 +23,11 @@ import psutil
 import uvicorn
 
 from sglang_hathora.app import create_app
+from sglang_hathora.gcp_auth import ServiceAccountKeyError
 from sglang_hathora.lifecycle import Lifecycle
 from sglang_hathora.observability import configure_logging, logger
+from sglang_hathora.regions import UnknownRegionError
+from sglang_hathora.registration import NegRegistrar, RegistrationConfigError, plan_registration
 from sglang_hathora.settings import Settings, load_settings_or_exit
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -36,33 +40,40 @@ class HathoraServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        originals = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        # Called by uvicorn inside serve(), on the running loop: handlers run as loop callbacks.
+        loop = asyncio.get_running_loop()
+        self.install_signal_handlers()
         try:
             yield
         finally:
-            for sig, handler in originals.items():
-                signal.signal(sig, handler)
+            for sig in (*STOP_SIGNALS, signal.SIGQUIT):
+                loop.remove_signal_handler(sig)
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
-            # A second signal during the drain: stop waiting for in-flight requests.
-            logger.warning("Second %s: ending the drain now", signal.Signals(sig).name)
-            self.force_exit = True
-            return
-        self.lifecycle.begin_stop(signal.Signals(sig).name)
-
-    def reclaim_signals(self) -> None:
-        """Undo SGLang's SIGTERM/SIGINT takeover (it happens on the engine's first request)."""
+    def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.handle_exit, sig, None)
 
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        name = signal.Signals(sig).name
+        if self.lifecycle.stopping:
+            self.lifecycle.force_stop(f"second {name}")
+        else:
+            self.lifecycle.begin_stop(name)
 
-def build_server(settings: Settings) -> HathoraServer:
-    lifecycle = Lifecycle(settings)
+    def reclaim_signals(self) -> None:
+        """Undo SGLang's SIGTERM/SIGINT/SIGQUIT takeover (done at the engine's first request)."""
+        self.install_signal_handlers()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, self.lifecycle.engine_died)
+
+    def request_exit(self, force: bool) -> None:
+        self.should_exit = True
+        if force:
+            self.force_exit = True
+
+
+def build_server(settings: Settings, registrar: NegRegistrar | None = None) -> HathoraServer:
+    lifecycle = Lifecycle(settings, registrar)
     app = create_app(settings, lifecycle)
     config = uvicorn.Config(
         app,
@@ -75,11 +86,7 @@ def build_server(settings: Settings) -> HathoraServer:
         timeout_graceful_shutdown=settings.drain_timeout,
     )
     server = HathoraServer(config, lifecycle)
-
-    def request_exit() -> None:
-        server.should_exit = True
-
-    lifecycle.request_server_exit = request_exit
+    lifecycle.request_server_exit = server.request_exit
     lifecycle.on_engine_ready = server.reclaim_signals
     return server
 
@@ -104,14 +111,20 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     settings = load_settings_or_exit()
     configure_logging(settings)
+    try:
+        plan = plan_registration(settings)
+    except (ServiceAccountKeyError, UnknownRegionError, RegistrationConfigError) as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return 2
     logger.info(
-        "Starting sglang-hathora on %s:%d (model %s, region %s)",
+        "Starting sglang-hathora on %s:%d (model %s, region %s, NEG registration %s)",
         settings.host,
         settings.port,
         settings.model_path or "bundled SmolLM2-135M-Instruct",
         settings.hathora_region or "none",
+        f"{plan.mode} for {settings.hathora_hostname}:{settings.hathora_default_port}" if plan else "off",
     )
-    server = build_server(settings)
+    server = build_server(settings, NegRegistrar(plan, settings) if plan else None)
     try:
         server.run()
     finally:

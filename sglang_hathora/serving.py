@@ -122,7 +122,7 @@ class OpenAIServing:
                 elif text.startswith("data: [DONE]"):
                     completed = True
                 yield text
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
             logger.exception("[%s] Stream failed", request_id)
             yield streaming_error_event(f"Generation failed: {type(exc).__name__}: {exc}")
             yield "data: [DONE]\n\n"

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Device = Literal["auto", "cuda", "cpu"]
+NegMode = Literal["regional", "global", "zonal"]
 
 # What the seed's client examples send as the model name; accepted beside the served name.
 MODEL_ALIAS = "sglang"
@@ -33,6 +34,29 @@ class Settings(BaseSettings):
     hathora_process_id: str | None = Field(None, description="Hathora process id, reported in /health.")
     gcp_service_account_key_base64: SecretStr | None = Field(
         None, description="Base64 of a GCP service-account JSON key (NEG registration)."
+    )
+
+    # --- GCP network endpoint group (NEG) registration; on when HATHORA_HOSTNAME,
+    # HATHORA_DEFAULT_PORT and GCP_SERVICE_ACCOUNT_KEY_BASE64 are all set ---
+    neg_mode: NegMode = Field(
+        "regional", description="regional/global INTERNET_FQDN_PORT (fqdn+port) or zonal GCE_VM_IP_PORT (instance)."
+    )
+    neg_names: str | None = Field(
+        None, description="Comma-separated NEG names; {region}/{zone} placeholders. Default llm-serve-{region|zone}."
+    )
+    gcp_project_id: str | None = Field(None, description="GCP project; default: the key's project_id.")
+    gcp_region: str | None = Field(None, description="GCP region; default: mapped from HATHORA_REGION.")
+    gcp_api_endpoint: str | None = Field(
+        None, description="Compute API endpoint override (tests); unset in production."
+    )
+    neg_registration_required: bool = Field(False, description="Exit non-zero if the NEG attach keeps failing.")
+    neg_attach_deadline: float = Field(
+        60.0, gt=0, description="Seconds of failed attach attempts before REQUIRED registration gives up."
+    )
+    neg_detach_budget: float = Field(2.0, gt=0, le=30, description="Seconds for detaching from all NEGs on stop.")
+    neg_call_timeout: float = Field(10.0, gt=0, le=600, description="Timeout of one Compute API call, seconds.")
+    neg_recheck_interval: float = Field(
+        60.0, ge=0, description="Seconds between checks that the endpoint is still attached (0: never)."
     )
 
     # --- Model and engine ---
@@ -119,6 +143,20 @@ class Settings(BaseSettings):
 
     def accepted_model_names(self) -> frozenset[str]:
         return frozenset({self.model_name, MODEL_ALIAS})
+
+    def neg_name_templates(self) -> list[str]:
+        if self.neg_names:
+            return [name.strip() for name in self.neg_names.split(",") if name.strip()]
+        return ["llm-serve-{zone}" if self.neg_mode == "zonal" else "llm-serve-{region}"]
+
+    def registration_missing(self) -> list[str]:
+        """The variables that registration needs and that are not set (empty: registration is on)."""
+        needed = {
+            "HATHORA_HOSTNAME": self.hathora_hostname,
+            "HATHORA_DEFAULT_PORT": self.hathora_default_port,
+            "GCP_SERVICE_ACCOUNT_KEY_BASE64": self.gcp_service_account_key_base64,
+        }
+        return [name for name, value in needed.items() if value is None]
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -59,5 +59,6 @@ def test_root_describes_the_service(loading_client: TestClient) -> None:
 
 
 def test_draining_reports_503(loading_client: TestClient) -> None:
-    loading_client.app.state.lifecycle.accepting = False
-    assert loading_client.get("/health").json()["engine_status"] == "draining"
+    loading_client.app.state.lifecycle.stopping = True
+    response = loading_client.get("/health")
+    assert response.status_code == 503 and response.json()["engine_status"] == "draining"

@@ -1,0 +1,220 @@
+"""Where the NEG is attached and detached: joining and leaving the GCP load balancer.
+
+Order of life (lifecycle.py drives it): the engine is ready -> ``NegRegistrar.run`` attaches this
+process's public address (HATHORA_HOSTNAME:HATHORA_DEFAULT_PORT) to every configured NEG, retrying
+in the background while it fails and re-checking now and then that it is still there; on stop,
+``detach_all`` removes it from every NEG in parallel within a small budget (Hathora sends SIGKILL
+about 10 s after SIGTERM), before the server stops accepting and drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import socket
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sglang_hathora.gcp_auth import credentials_from, decode_key
+from sglang_hathora.neg_client import ComputeNegApi, NegTarget
+from sglang_hathora.observability import logger
+from sglang_hathora.regions import gcp_region_for
+from sglang_hathora.settings import Settings
+
+_RETRY_MAX_DELAY = 30.0
+_ATTACH_CALL_BUDGET = 30.0  # seconds for one attach of one NEG, retries included
+
+
+class RegistrationConfigError(ValueError):
+    pass
+
+
+class RegistrationState(enum.StrEnum):
+    PENDING = "pending"  # waiting for the engine to be ready
+    ATTACHING = "attaching"
+    ATTACHED = "attached"
+    RETRYING = "retrying"  # an attach failed; serving anyway, retrying in the background
+    DETACHING = "detaching"
+    DETACHED = "detached"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RegistrationPlan:
+    mode: str
+    project: str
+    region: str | None
+    name_templates: tuple[str, ...]
+    hostname: str
+    port: int
+    credentials: Any
+
+
+def plan_registration(settings: Settings) -> RegistrationPlan | None:
+    """Check the registration settings at start (no network). None when registration is off."""
+    missing = settings.registration_missing()
+    if missing:
+        logger.info("NEG registration is off: %s not set (normal outside Hathora)", ", ".join(missing))
+        return None
+    info = decode_key(settings.gcp_service_account_key_base64)
+    credentials = credentials_from(info)
+    region = None
+    if settings.neg_mode != "zonal" or settings.gcp_region or settings.hathora_region:
+        region = gcp_region_for(settings.hathora_region, settings.gcp_region)
+    templates = tuple(settings.neg_name_templates())
+    allowed = {"region", "zone"} if settings.neg_mode == "zonal" else {"region"}
+    for template in templates:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        if fields - allowed:
+            raise RegistrationConfigError(
+                f"NEG_NAMES: {template!r} uses {sorted(fields - allowed)}; "
+                f"{settings.neg_mode} mode allows {sorted(allowed)}"
+            )
+    return RegistrationPlan(
+        mode=settings.neg_mode,
+        project=settings.gcp_project_id or info["project_id"],
+        region=region,
+        name_templates=templates,
+        hostname=settings.hathora_hostname,
+        port=settings.hathora_default_port,
+        credentials=credentials,
+    )
+
+
+class NegRegistrar:
+    def __init__(self, plan: RegistrationPlan, settings: Settings) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.api = ComputeNegApi(plan.credentials, plan.project, settings.gcp_api_endpoint, settings.neg_call_timeout)
+        self.state = RegistrationState.PENDING
+        self.targets: list[NegTarget] = []
+        self.attached: set[NegTarget] = set()
+        self.last_error: str | None = None
+        self._closed = threading.Event()
+        self._change_lock = threading.Lock()  # an attach and a detach never cross
+
+    # ---- what /health and /metrics show ----
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "mode": self.plan.mode,
+            "negs": [{"name": t.name, "scope": t.scope, "attached": t in self.attached} for t in self.targets],
+            "last_error": self.last_error,
+        }
+
+    # ---- attach ----
+    async def run(self, give_up: Callable[[str], None]) -> None:
+        """Attach, retry with backoff while failing, re-check while attached; until detach_all."""
+        self.state = RegistrationState.ATTACHING
+        give_up_at = time.monotonic() + self.settings.neg_attach_deadline
+        delay = 1.0
+        while not self._closed.is_set():
+            ok = await asyncio.to_thread(self._ensure_attached)
+            if self._closed.is_set():
+                return
+            if ok:
+                self.state = RegistrationState.ATTACHED
+                delay = 1.0
+                if self.settings.neg_recheck_interval <= 0:
+                    return
+                await asyncio.sleep(self.settings.neg_recheck_interval)
+                continue
+            self.state = RegistrationState.RETRYING
+            if self.settings.neg_registration_required and time.monotonic() >= give_up_at:
+                self.state = RegistrationState.FAILED
+                give_up(f"NEG registration failed for {self.settings.neg_attach_deadline:.0f} s: {self.last_error}")
+                return
+            logger.warning("NEG attach incomplete (%s); retrying in %.0f s", self.last_error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+    def _ensure_attached(self) -> bool:
+        try:
+            if not self.targets:
+                self.targets = self._resolve_targets()
+        except Exception as exc:  # noqa: BLE001 - reported in /health and retried
+            self.last_error = f"cannot resolve the NEG endpoint: {exc}"
+            return False
+        all_ok = True
+        for target in self.targets:
+            with self._change_lock:
+                if self._closed.is_set():
+                    return False
+                try:
+                    outcome = self.api.change("attach", target, time.monotonic() + _ATTACH_CALL_BUDGET)
+                except Exception as exc:  # noqa: BLE001 - reported in /health and retried
+                    self.attached.discard(target)
+                    self.last_error = f"{target}: {exc}"
+                    all_ok = False
+                    continue
+            if target not in self.attached or outcome != "already attached":
+                logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
+            self.attached.add(target)
+        if all_ok:
+            self.last_error = None
+        return all_ok
+
+    def _resolve_targets(self) -> list[NegTarget]:
+        plan = self.plan
+        if plan.mode == "zonal":
+            ip = _resolve_ipv4(plan.hostname)
+            instance, zone = self.api.find_instance_by_ip(ip, time.monotonic() + _ATTACH_CALL_BUDGET)
+            region = plan.region or zone.rsplit("-", 1)[0]
+            endpoint = (("instance", instance), ("port", plan.port))
+            logger.info("Zonal NEG: %s resolves to %s, instance %s in %s", plan.hostname, ip, instance, zone)
+            names = [template.format(region=region, zone=zone) for template in plan.name_templates]
+            return [NegTarget(f"zones/{zone}", name, endpoint) for name in names]
+        scope = f"regions/{plan.region}" if plan.mode == "regional" else "global"
+        endpoint = (("fqdn", plan.hostname), ("port", plan.port))
+        return [NegTarget(scope, t.format(region=plan.region), endpoint) for t in plan.name_templates]
+
+    # ---- detach ----
+    async def detach_all(self, budget: float) -> None:
+        """Remove the endpoint from every NEG, in parallel, within budget seconds."""
+        self._closed.set()
+        targets = list(self.targets)
+        if not targets:
+            self.state = RegistrationState.DETACHED
+            return
+        self.state = RegistrationState.DETACHING
+        started = time.monotonic()
+        deadline = started + budget
+        tasks = [asyncio.create_task(asyncio.to_thread(self._detach, target, deadline)) for target in targets]
+        done, pending = await asyncio.wait(tasks, timeout=budget)
+        failed = pending or {task for task in done if task.result() is False}
+        self.state = RegistrationState.FAILED if failed else RegistrationState.DETACHED
+        logger.log(
+            40 if failed else 20,
+            "NEG detach %s in %.2f s (%d of %d NEGs)",
+            "INCOMPLETE" if failed else "done",
+            time.monotonic() - started,
+            len(targets) - len(failed),
+            len(targets),
+        )
+
+    def _detach(self, target: NegTarget, deadline: float) -> bool:
+        # Wait for an attach in flight (it could otherwise land after us), but not past the budget.
+        locked = self._change_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            outcome = self.api.change("detach", target, deadline)
+        except Exception as exc:  # noqa: BLE001 - logged; the stop goes on
+            self.last_error = f"{target}: {exc}"
+            logger.error("NEG %s: detach failed: %s", target, exc)
+            return False
+        finally:
+            if locked:
+                self._change_lock.release()
+        self.attached.discard(target)
+        logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
+        return True
+
+
+def _resolve_ipv4(hostname: str) -> str:
+    infos = socket.getaddrinfo(hostname, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"{hostname} has no IPv4 address")
+    return infos[0][4][0]
