@@ -95,7 +95,8 @@ class NegRegistrar:
         self.attached: set[NegTarget] = set()
         self.last_error: str | None = None
         self._closed = threading.Event()
-        self._change_lock = threading.Lock()  # an attach and a detach never cross
+        # Per NEG: an attach and a detach of the same endpoint never cross; different NEGs run in parallel.
+        self._change_locks: dict[NegTarget, threading.Lock] = {}
 
     # ---- what /health and /metrics show ----
     def status(self) -> dict[str, Any]:
@@ -141,7 +142,7 @@ class NegRegistrar:
             return False
         all_ok = True
         for target in self.targets:
-            with self._change_lock:
+            with self._lock_for(target):
                 if self._closed.is_set():
                     return False
                 try:
@@ -172,6 +173,9 @@ class NegRegistrar:
         endpoint = (("fqdn", plan.hostname), ("port", plan.port))
         return [NegTarget(scope, t.format(region=plan.region), endpoint) for t in plan.name_templates]
 
+    def _lock_for(self, target: NegTarget) -> threading.Lock:
+        return self._change_locks.setdefault(target, threading.Lock())
+
     # ---- detach ----
     async def detach_all(self, budget: float) -> None:
         """Remove the endpoint from every NEG, in parallel, within budget seconds."""
@@ -198,7 +202,8 @@ class NegRegistrar:
 
     def _detach(self, target: NegTarget, deadline: float) -> bool:
         # Wait for an attach in flight (it could otherwise land after us), but not past the budget.
-        locked = self._change_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        lock = self._lock_for(target)
+        locked = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             outcome = self.api.change("detach", target, deadline)
         except Exception as exc:  # noqa: BLE001 - logged; the stop goes on
@@ -207,7 +212,7 @@ class NegRegistrar:
             return False
         finally:
             if locked:
-                self._change_lock.release()
+                lock.release()
         self.attached.discard(target)
         logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
         return True

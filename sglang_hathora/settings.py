@@ -23,7 +23,8 @@ MODEL_ALIAS = "sglang"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # env_ignore_empty: `docker run -e X=` and .env files produce empty strings; they mean "not set".
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # --- Hathora (injected by Hathora; all optional when running locally) ---
     hathora_hostname: str | None = Field(None, description="Public hostname of this process.")
@@ -93,33 +94,13 @@ class Settings(BaseSettings):
     log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     log_file_backup_count: int = Field(3, ge=0)
 
-    @field_validator("log_level", "device", mode="before")
+    @field_validator("log_level", "device", "neg_mode", mode="before")
     @classmethod
     def _normalise_case(cls, value: object, info) -> object:
         if not isinstance(value, str):
             return value
         value = value.strip()
         return value.upper() if info.field_name == "log_level" else value.lower()
-
-    @field_validator(
-        "hathora_hostname",
-        "hathora_region",
-        "hathora_process_id",
-        "model_path",
-        "served_model_name",
-        "gcp_service_account_key_base64",
-        "hathora_default_port",
-        "max_total_tokens",
-        "context_length",
-        "mem_fraction_static",
-        "random_seed",
-        "log_file",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `docker run -e X=` and .env files produce empty strings; they mean "not set".
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("model_cache_dir", "log_file")
     @classmethod

@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -71,6 +72,7 @@ class Call:
     verb: str  # attach | detach | list | wait | get | instances
     scope: str | None = None
     neg: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (this machine's monotonic clock)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class FakeCompute:
     down: bool = False  # every call answers 503
     # Answer attach with an operation that finishes DONE with an "already exists" error.
     attach_done_with_error: bool = False
+    latency: dict[str, float] = field(default_factory=dict)  # verb -> seconds to wait before answering
     _faults: list[Fault] = field(default_factory=list)
     _operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     _by_request_id: dict[str, str] = field(default_factory=dict)
@@ -180,6 +183,8 @@ class FakeCompute:
             call = Call(method, path, query, body, "instances")
         else:
             return 404, _error(404, f"no fake route for {method} {path}")
+        if call.verb in self.latency:
+            time.sleep(self.latency[call.verb])
         with self._lock:
             self.calls.append(call)
             if self.down:

@@ -43,6 +43,7 @@ class ServerProcess:
     started_at: float = 0.0
     port_answered_after: float | None = None
     health_codes: list[tuple[int, dict]] = field(default_factory=list)
+    last_unready_at: float | None = None  # monotonic time of the last /health answer that was not 200
 
     @property
     def base_url(self) -> str:
@@ -78,6 +79,7 @@ class ServerProcess:
                 self.health_codes.append((response.status_code, response.json()))
                 if response.status_code == 200:
                     return
+                self.last_unready_at = time.monotonic()
                 time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout} s:\n{self.output()[-4000:]}")
 
@@ -112,5 +114,6 @@ class ServerProcess:
         return self.proc.returncode
 
     def output(self) -> str:
-        self._stdout.flush()
+        if not self._stdout.closed:
+            self._stdout.flush()
         return self.stdout_path.read_text(errors="replace")

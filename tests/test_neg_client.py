@@ -25,7 +25,7 @@ def soon() -> float:
 def test_attach_lists_first_waits_on_the_chosen_endpoint_and_is_idempotent(api, fake_compute) -> None:
     fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1")
     assert api.change("attach", REGIONAL, soon()) == "attached"
-    assert fake_compute.endpoints("regions/us-west1", "llm-serve-us-west1") == [{"fqdn": "abc.hathora.dev", "port": 7777}]
+    assert fake_compute.endpoints("regions/us-west1", "llm-serve-us-west1") == [REGIONAL.endpoint_dict]
     assert [c.verb for c in fake_compute.calls] == ["list", "attach"]  # the operation came back DONE
     assert api.change("attach", REGIONAL, soon()) == "already attached"
     assert len(fake_compute.calls_of("attach")) == 1
@@ -82,7 +82,7 @@ def test_api_down_gives_up_at_the_deadline(api, fake_compute) -> None:
     fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1")
     fake_compute.down = True
     started = time.monotonic()
-    with pytest.raises(Exception, match="503|no time left"):
+    with pytest.raises(Exception, match=r"503|no time left"):
         api.change("attach", REGIONAL, time.monotonic() + 2)
     assert time.monotonic() - started < 10
     assert len(fake_compute.calls_of("list")) >= 2  # retried with backoff, not once
@@ -102,6 +102,6 @@ def test_zonal_attach_with_instance_endpoint(api, fake_compute) -> None:
     fake_compute.create_neg("zones/us-west1-b", "llm-serve-us-west1-b")
     target = NegTarget("zones/us-west1-b", "llm-serve-us-west1-b", (("instance", "gpu-vm-7"), ("port", 7777)))
     assert api.change("attach", target, soon()) == "attached"
-    assert fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b") == [{"instance": "gpu-vm-7", "port": 7777}]
+    assert fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b") == [target.endpoint_dict]
     assert api.change("detach", target, soon()) == "detached"
     assert fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b") == []

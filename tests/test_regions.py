@@ -26,7 +26,7 @@ def test_override_wins() -> None:
 
 
 def test_unknown_region_without_override_is_a_clear_error() -> None:
-    with pytest.raises(UnknownRegionError, match="HATHORA_REGION='Atlantis' has no known GCP region.*set GCP_REGION"):
+    with pytest.raises(UnknownRegionError, match=r"HATHORA_REGION='Atlantis' has no known GCP region.*set GCP_REGION"):
         gcp_region_for("Atlantis")
     with pytest.raises(UnknownRegionError, match="HATHORA_REGION is not set"):
         gcp_region_for(None)

@@ -1,0 +1,247 @@
+"""Joining and leaving the GCP load balancer, end to end: a real ``python serve_hathora.py``
+(real SGLang engine) with the REAL google-cloud-compute client, pointed at the fake Compute API."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.fake_compute import FakeCompute, encode_key
+from tests.server_process import ServerProcess
+
+HOSTNAME = "abc123.hathora.dev"
+PUBLIC_PORT = 7777
+FQDN_ENDPOINT = {"fqdn": HOSTNAME, "port": PUBLIC_PORT}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def registration_env(fake: FakeCompute, service_account, **extra: str) -> dict[str, str]:
+    env = {
+        "HATHORA_HOSTNAME": HOSTNAME,
+        "HATHORA_DEFAULT_PORT": str(PUBLIC_PORT),
+        "HATHORA_REGION": "Seattle",
+        "GCP_SERVICE_ACCOUNT_KEY_BASE64": encode_key(service_account[0]),
+        "GCP_API_ENDPOINT": fake.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env.update(extra)
+    return env
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Stream:
+    """A streaming chat request running in a thread, as a client would see it."""
+
+    base_url: str
+    max_tokens: int
+    first_chunk: threading.Event = field(default_factory=threading.Event)
+    text: str = ""
+    finish_reason: str | None = None
+    error: BaseException | None = None
+    ended_at: float | None = None
+
+    def start(self) -> Stream:
+        threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="x", max_retries=0, timeout=120)
+        try:
+            for chunk in client.chat.completions.create(
+                model="sglang", messages=[{"role": "user", "content": "Tell me a long story about a dragon."}],
+                max_tokens=self.max_tokens, temperature=0, stream=True, extra_body={"ignore_eos": True},
+            ):
+                if chunk.choices:
+                    self.text += chunk.choices[0].delta.content or ""
+                    self.finish_reason = chunk.choices[0].finish_reason or self.finish_reason
+                    self.first_chunk.set()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test to assert on
+            self.error = exc
+        finally:
+            self.ended_at = time.monotonic()
+            self.first_chunk.set()
+
+
+def health(server: ServerProcess) -> httpx.Response:
+    return httpx.get(f"{server.base_url}/health", timeout=5)
+
+
+def assert_no_orphans(children: list[psutil.Process]) -> None:
+    time.sleep(0.3)
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, alive
+
+
+def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(
+    fake_compute: FakeCompute, service_account, tmp_path
+) -> None:
+    scope = "regions/us-west1"
+    for name in ("llm-serve-us-west1", "llm-serve-us-west1-b"):
+        fake_compute.create_neg(scope, name)
+    fake_compute.fail("attach", 503, times=2)
+    fake_compute.latency["detach"] = 0.3  # room to see /health answer 503 while detaching
+    env = registration_env(
+        fake_compute, service_account, NEG_NAMES="llm-serve-{region},llm-serve-{region}-b", DRAIN_TIMEOUT="60"
+    )
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
+    try:
+        server.wait_ready()
+        loading_bodies = [body for code, body in server.health_codes if code == 503]
+        assert loading_bodies and all(body["registration"]["state"] == "pending" for body in loading_bodies)
+        wait_for(lambda: all(fake_compute.endpoints(scope, n) for n in ("llm-serve-us-west1", "llm-serve-us-west1-b")),
+                 30, "both NEGs attached")
+        # Nothing was registered while the engine was loading: the first call came after /health turned 200.
+        assert min(call.at for call in fake_compute.calls) > server.last_unready_at
+        for name in ("llm-serve-us-west1", "llm-serve-us-west1-b"):
+            assert fake_compute.endpoints(scope, name) == [FQDN_ENDPOINT]  # attached once
+        attaches = fake_compute.calls_of("attach")
+        assert len(attaches) == 4  # 503, 503, success on the first NEG; success on the second
+        assert len({call.query["requestId"][0] for call in attaches[:3]}) == 1  # one requestId across retries
+        wait_for(lambda: health(server).json()["registration"]["state"] == "attached", 10, "attached in /health")
+        assert fake_compute.rejected_auth == 0
+
+        stream = Stream(server.base_url, max_tokens=80).start()
+        assert stream.first_chunk.wait(60)
+        children = server.descendants()
+        sigterm_at = time.monotonic()
+        server.signal(signal.SIGTERM)
+        during = health(server)
+        assert during.status_code == 503 and during.json()["engine_status"] == "draining"
+        detached_at = wait_for(
+            lambda: not any(fake_compute.endpoints(scope, n) for n in ("llm-serve-us-west1", "llm-serve-us-west1-b")),
+            10, "both NEGs detached",
+        )
+        assert detached_at - sigterm_at < 2.0
+        assert server.wait(timeout=120) == 0
+        # The stream in flight at SIGTERM completed normally, after the detach.
+        assert stream.error is None and stream.finish_reason == "length"
+        assert stream.ended_at > detached_at
+        detaches = fake_compute.calls_of("detach")
+        assert {call.neg for call in detaches} == {"llm-serve-us-west1", "llm-serve-us-west1-b"}
+        assert max(call.at for call in detaches) - min(call.at for call in detaches) < 0.3  # in parallel
+        assert_no_orphans(children)
+    finally:
+        server.stop()
+    log = server.log_file.read_text()
+    assert "NEG detach done" in log and "Exited with status 0" in log
+
+
+def test_global_already_attached_and_second_sigterm_ends_the_drain(
+    fake_compute: FakeCompute, service_account, tmp_path
+) -> None:
+    fake_compute.create_neg("global", "llm-serve-us-west1", [FQDN_ENDPOINT])  # left by a crashed run
+    env = registration_env(fake_compute, service_account, NEG_MODE="global", DRAIN_TIMEOUT="120")
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
+    try:
+        server.wait_ready()
+        wait_for(lambda: health(server).json()["registration"]["state"] == "attached", 30, "attached")
+        assert fake_compute.calls_of("attach") == []  # listed first: already there, nothing to do
+        assert fake_compute.endpoints("global", "llm-serve-us-west1") == [FQDN_ENDPOINT]
+
+        stream = Stream(server.base_url, max_tokens=1000).start()  # about a minute on 2 cores
+        assert stream.first_chunk.wait(60)
+        children = server.descendants()
+        server.signal(signal.SIGTERM)
+        wait_for(lambda: not fake_compute.endpoints("global", "llm-serve-us-west1"), 10, "detached")
+        time.sleep(1.0)
+        assert server.proc.poll() is None  # draining: the stream is still running
+        second_at = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        assert time.monotonic() - second_at < 15
+        assert_no_orphans(children)
+    finally:
+        server.stop()
+    assert "second SIGTERM: ending the drain now" in server.log_file.read_text()
+
+
+def test_zonal_api_down_keeps_serving_then_attaches_and_engine_death_detaches(
+    fake_compute: FakeCompute, service_account, tmp_path
+) -> None:
+    # The zonal (GCE_VM_IP_PORT) form: HATHORA_HOSTNAME resolves to the instance's external IP.
+    fake_compute.instances = {
+        "us-west1-b": [{"name": "gpu-vm-7", "networkInterfaces": [{"accessConfigs": [{"natIP": "127.0.0.1"}]}]}]
+    }
+    fake_compute.create_neg("zones/us-west1-b", "llm-serve-us-west1-b")
+    fake_compute.down = True
+    env = registration_env(fake_compute, service_account, NEG_MODE="zonal", HATHORA_HOSTNAME="localhost")
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
+    try:
+        server.wait_ready()
+        wait_for(lambda: health(server).json()["registration"]["state"] == "retrying", 30, "retrying")
+        body = health(server).json()
+        assert body["status"] == "ok" and "503" in body["registration"]["last_error"]
+        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
+        answer = client.chat.completions.create(
+            model="sglang", messages=[{"role": "user", "content": "What is the capital of France?"}],
+            temperature=0, max_tokens=20,
+        )
+        assert "Paris" in answer.choices[0].message.content  # serving while the API is down
+
+        fake_compute.down = False
+        wait_for(lambda: fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b"), 60, "attached")
+        assert fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b") == [
+            {"instance": "gpu-vm-7", "port": PUBLIC_PORT}
+        ]
+        wait_for(lambda: health(server).json()["registration"]["state"] == "attached", 10, "attached in /health")
+
+        # The engine dies underneath: the process still detaches, then exits non-zero.
+        children = server.descendants()
+        scheduler = next(c for c in children if "scheduler" in c.name() or "sglang::schedul" in " ".join(c.cmdline()))
+        scheduler.kill()
+        assert server.wait(timeout=60) != 0
+        assert fake_compute.endpoints("zones/us-west1-b", "llm-serve-us-west1-b") == []
+        assert_no_orphans(children)
+    finally:
+        server.stop()
+    assert "An engine process died" in server.log_file.read_text()
+
+
+def test_required_registration_that_keeps_failing_exits_non_zero(
+    fake_compute: FakeCompute, service_account, tmp_path
+) -> None:
+    fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1")
+    fake_compute.down = True
+    env = registration_env(fake_compute, service_account, NEG_REGISTRATION_REQUIRED="true", NEG_ATTACH_DEADLINE="3")
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
+    try:
+        server.wait_ready()
+        assert server.wait(timeout=120) == 1
+    finally:
+        server.stop()
+    assert "NEG_REGISTRATION_REQUIRED is set: exiting" in server.log_file.read_text()
+
+
+@pytest.mark.parametrize(
+    "bad_key", ["bm90LWEta2V5LXNlY3JldG1hdGVyaWFs", "{secretmaterial}", encode_key({"type": "secretmaterial"})]
+)
+def test_bad_key_stops_at_start_without_printing_it(fake_compute: FakeCompute, service_account, tmp_path, bad_key):
+    env = registration_env(fake_compute, service_account, GCP_SERVICE_ACCOUNT_KEY_BASE64=bad_key)
+    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
+    try:
+        assert server.wait(timeout=60) == 2
+    finally:
+        server.stop()
+    output = server.output() + (server.log_file.read_text() if server.log_file.exists() else "")
+    assert "invalid configuration: " in output
+    assert bad_key not in output and "secretmaterial" not in output and "bm90LWEta2V5" not in output
+    assert "Traceback" not in output
+    assert fake_compute.calls == []
