@@ -66,8 +66,12 @@ class Stream:
         client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="x", max_retries=0, timeout=120)
         try:
             for chunk in client.chat.completions.create(
-                model="sglang", messages=[{"role": "user", "content": "Tell me a long story about a dragon."}],
-                max_tokens=self.max_tokens, temperature=0, stream=True, extra_body={"ignore_eos": True},
+                model="sglang",
+                messages=[{"role": "user", "content": "Tell me a long story about a dragon."}],
+                max_tokens=self.max_tokens,
+                temperature=0,
+                stream=True,
+                extra_body={"ignore_eos": True},
             ):
                 if chunk.choices:
                     self.text += chunk.choices[0].delta.content or ""
@@ -106,8 +110,11 @@ def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(
         server.wait_ready()
         loading_bodies = [body for code, body in server.health_codes if code == 503]
         assert loading_bodies and all(body["registration"]["state"] == "pending" for body in loading_bodies)
-        wait_for(lambda: all(fake_compute.endpoints(scope, n) for n in ("llm-serve-us-west1", "llm-serve-us-west1-b")),
-                 30, "both NEGs attached")
+        wait_for(
+            lambda: all(fake_compute.endpoints(scope, n) for n in ("llm-serve-us-west1", "llm-serve-us-west1-b")),
+            30,
+            "both NEGs attached",
+        )
         # Nothing was registered while the engine was loading: the first call came after /health turned 200.
         assert min(call.at for call in fake_compute.calls) > server.last_unready_at
         for name in ("llm-serve-us-west1", "llm-serve-us-west1-b"):
@@ -127,7 +134,8 @@ def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(
         assert during.status_code == 503 and during.json()["engine_status"] == "draining"
         detached_at = wait_for(
             lambda: not any(fake_compute.endpoints(scope, n) for n in ("llm-serve-us-west1", "llm-serve-us-west1-b")),
-            10, "both NEGs detached",
+            10,
+            "both NEGs detached",
         )
         assert detached_at - sigterm_at < 2.0
         assert server.wait(timeout=120) == 0
@@ -191,8 +199,10 @@ def test_zonal_api_down_keeps_serving_then_attaches_and_engine_death_detaches(
         assert body["status"] == "ok" and "503" in body["registration"]["last_error"]
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
         answer = client.chat.completions.create(
-            model="sglang", messages=[{"role": "user", "content": "What is the capital of France?"}],
-            temperature=0, max_tokens=20,
+            model="sglang",
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            temperature=0,
+            max_tokens=20,
         )
         assert "Paris" in answer.choices[0].message.content  # serving while the API is down
 

@@ -9,8 +9,15 @@ from sglang_hathora.regions import HATHORA_TO_GCP_REGION, UnknownRegionError, gc
 
 @pytest.mark.parametrize(
     ("hathora", "gcp"),
-    [("Seattle", "us-west1"), ("seattle", "us-west1"), ("Los_Angeles", "us-west2"), ("los angeles", "us-west2"),
-     ("WASHINGTON_DC", "us-east4"), ("Sao_Paulo", "southamerica-east1"), ("Johannesburg", "africa-south1")],
+    [
+        ("Seattle", "us-west1"),
+        ("seattle", "us-west1"),
+        ("Los_Angeles", "us-west2"),
+        ("los angeles", "us-west2"),
+        ("WASHINGTON_DC", "us-east4"),
+        ("Sao_Paulo", "southamerica-east1"),
+        ("Johannesburg", "africa-south1"),
+    ],
 )
 def test_known_regions_map_case_insensitively(hathora: str, gcp: str) -> None:
     assert gcp_region_for(hathora) == gcp

@@ -36,7 +36,10 @@ def test_off_without_hathora_variables_says_why(caplog: pytest.LogCaptureFixture
 def test_regional_plan(service_account) -> None:
     plan = plan_registration(settings_for(service_account))
     assert (plan.mode, plan.project, plan.region, plan.name_templates) == (
-        "regional", "test-project", "us-west1", ("llm-serve-{region}",)
+        "regional",
+        "test-project",
+        "us-west1",
+        ("llm-serve-{region}",),
     )
     assert (plan.hostname, plan.port) == ("abc.hathora.dev", 7777)  # the public address, not PORT
 
