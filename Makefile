@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 # Re-install only when an install input changes.
 STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requirements/*.txt | sha1sum | cut -c1-12)
 
+BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
+
 .PHONY: setup model serve test lint bench clean
 
 setup: $(STAMP) model
@@ -28,6 +30,17 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile.hathora
+
+# Benchmarks (not tests): about 12 minutes on 2 cores; see bench/README.md.
+bench: setup $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	# Constrained to what is installed, so that the bench tools never change the server's environment.
+	$(PY) -m pip freeze --exclude-editable > $(VENV)/installed.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt -c $(VENV)/installed.txt
+	rm -f $(VENV)/.bench-*
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

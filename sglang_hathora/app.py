@@ -8,8 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from sglang_hathora import __version__, health, openai_routes
+from sglang_hathora.admission import AdmissionMiddleware
+from sglang_hathora.auth import ApiKeyMiddleware
 from sglang_hathora.errors import install_error_handlers
 from sglang_hathora.lifecycle import Lifecycle
 from sglang_hathora.settings import Settings
@@ -45,5 +50,18 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai_routes.router)
-    app.add_middleware(TimingMiddleware, region=settings.hathora_region)
+
+    @app.get("/metrics", tags=["Service"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(lifecycle.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # Added innermost first: a request meets TimingMiddleware, then CORS, API keys, admission.
+    app.add_middleware(AdmissionMiddleware, limit=settings.max_concurrent_requests, metrics=lifecycle.metrics)
+    if keys := settings.api_key_list():
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    if origins := settings.cors_origin_list():
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"]
+        )
+    app.add_middleware(TimingMiddleware, region=settings.hathora_region, metrics=lifecycle.metrics)
     return app

@@ -59,6 +59,7 @@ def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, A
         "log_level": settings.log_level.lower() if settings.log_level != "DEBUG" else "info",
         # Our own warm-up runs on the serving loop; SGLang's would need its HTTP server.
         "skip_server_warmup": True,
+        "enable_metrics": settings.enable_engine_metrics,
     }
     if device == "cpu":
         args.update(_CPU_ENGINE_ARGS)

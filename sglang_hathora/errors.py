@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 _TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
@@ -37,6 +38,17 @@ def error_response(
     return JSONResponse(error_body(message, status, param, code), status_code=status, headers=headers)
 
 
+async def send_error(
+    send: Send, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> None:
+    """An OpenAI-shaped error straight from pure-ASGI middleware (no app involved)."""
+    data = json.dumps(error_body(message, status, code=code)).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw_headers += [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": data})
+
+
 def from_sglang_error(body: bytes, status: int) -> JSONResponse:
     """Convert SGLang's flat ErrorResponse JSON into the nested shape, keeping its message."""
     try:
@@ -45,11 +57,13 @@ def from_sglang_error(body: bytes, status: int) -> JSONResponse:
         flat = {}
     if not isinstance(flat, dict):
         flat = {}
-    message = flat.get("message") or f"request failed with status {status}"
+    message = str(flat.get("message") or f"request failed with status {status}")
     code = flat.get("code")
     # SGLang puts the HTTP status in `code`; OpenAI's code is a symbol or null.
     code = None if code in (None, status, str(status)) else code
-    return error_response(str(message), status, param=flat.get("param"), code=code)
+    if status == 400 and "context length" in message:
+        code = "context_length_exceeded"  # SGLang's message carries the token counts
+    return error_response(message, status, param=flat.get("param"), code=code)
 
 
 def streaming_error_event(message: str, status: int = 500, code: str | None = None) -> str:

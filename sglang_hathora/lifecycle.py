@@ -16,10 +16,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sglang_hathora.engine import EngineService, EngineStatus
+from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import logger
 from sglang_hathora.registration import NegRegistrar
 from sglang_hathora.serving import OpenAIServing
 from sglang_hathora.settings import Settings
+
+# Seconds before the drain timeout at which still-running generations are aborted.
+_DRAIN_ABORT_MARGIN = 1.0
 
 
 class Lifecycle:
@@ -27,6 +31,8 @@ class Lifecycle:
         self.settings = settings
         self.engine = EngineService(settings)
         self.registrar = registrar
+        self.metrics = Metrics()
+        self.metrics.watch_state(self._metric_state)
         self.serving: OpenAIServing | None = None
         self.started_at = time.time()
         self.stopping = False  # from the first stop request on: /health 503
@@ -55,12 +61,19 @@ class Lifecycle:
     def serving_requests(self) -> bool:
         return self.accepting and self.engine.ready and self.serving is not None
 
+    def _metric_state(self) -> dict:
+        engine_requests = len(self.engine.tokenizer_manager.rid_to_state) if self.engine.ready else 0
+        negs = self.registrar.status()["negs"] if self.registrar is not None else []
+        return {"ready": 1 if self.ready else 0, "engine_requests": engine_requests, "negs": negs}
+
     # ---- start ----
     async def start(self) -> None:
         """Runs as a background task once the port is bound."""
         try:
             await self.engine.start()
-            self.serving = OpenAIServing(self.engine.engine, self.settings)
+            self.serving = OpenAIServing(self.engine.engine, self.settings, self.metrics)
+            if self.settings.enable_engine_metrics:
+                self.metrics.add_engine_metrics()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - any load failure must end the process clearly
@@ -117,7 +130,15 @@ class Lifecycle:
         self.accepting = False
         if not self._force:
             logger.info("No new requests; draining in-flight ones for up to %.0f s", self.settings.drain_timeout)
+            self._spawn(self._abort_at_drain_deadline(), "drain-deadline")
         self.request_server_exit(self._force)
+
+    async def _abort_at_drain_deadline(self) -> None:
+        # uvicorn cancels whatever still runs when the drain timeout ends, which would cut streams
+        # mid-flight with no word; aborting in the engine just before lets each client get an error event.
+        await asyncio.sleep(max(0.0, self.settings.drain_timeout - _DRAIN_ABORT_MARGIN))
+        if self.serving is not None and (count := self.serving.abort_all("drain_timeout")):
+            logger.warning("Drain timeout: aborted %d generation(s) still running", count)
 
     async def shutdown(self) -> None:
         """The HTTP server has stopped: make sure the detach happened, then end background work."""

@@ -1,24 +1,55 @@
-"""Logging set-up (the seed's format, stdout + a size-bounded rotating file) and generation logs."""
+"""Logging (the seed's text format or JSON lines; stdout + a size-bounded rotating file), the
+request id every log line about a request carries, and the per-generation timing summary."""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import logging.handlers
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sglang_hathora.settings import Settings
+
+if TYPE_CHECKING:
+    from sglang_hathora.metrics import Metrics
 
 LOGGER_NAME = "serve_hathora"
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 logger = logging.getLogger(LOGGER_NAME)
+# The id of the request being handled; set by the request middleware, inherited by its tasks.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line with the text format's fields, plus the request id."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": self.formatTime(record),
+            "logger": record.name,
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def configure_logging(settings: Settings) -> None:
     """Idempotent: replaces the handlers it installed before (tests configure more than once)."""
-    formatter = logging.Formatter(LOG_FORMAT)
+    formatter = JsonFormatter() if settings.log_format == "json" else logging.Formatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if settings.log_file is not None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +66,7 @@ def configure_logging(settings: Settings) -> None:
         old.close()
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(_RequestIdFilter())
         logger.addHandler(handler)
     logger.setLevel(settings.log_level)
     logger.propagate = False
@@ -42,16 +74,23 @@ def configure_logging(settings: Settings) -> None:
 
 @dataclass
 class GenerationTimer:
-    """Times one generation as seen at the HTTP boundary and logs the seed's summary line."""
+    """Times one generation as seen at the HTTP boundary: the seed's summary line and the metrics."""
 
     request_id: str
-    stream: bool
+    metrics: Metrics | None = None
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    last_token_at: float | None = None
 
     def mark_token(self) -> None:
+        now = time.perf_counter()
         if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+            self.first_token_at = now
+            if self.metrics:
+                self.metrics.ttft.observe(now - self.started)
+        elif self.metrics and self.last_token_at is not None:
+            self.metrics.itl.observe(now - self.last_token_at)
+        self.last_token_at = now
 
     def finish(self, prompt_tokens: int | None, completion_tokens: int | None, finish_reason: str | None) -> None:
         elapsed = time.perf_counter() - self.started
@@ -68,6 +107,10 @@ class GenerationTimer:
             parts.append(f"tokens_per_s={completion_tokens / elapsed:.1f}")
         parts.append(f"finish_reason={finish_reason}")
         logger.info(", ".join(parts))
+        if self.metrics:
+            self.metrics.e2e.observe(elapsed)
+            self.metrics.prompt_tokens.inc(prompt_tokens or 0)
+            self.metrics.completion_tokens.inc(completion_tokens or 0)
 
 
 def _or_unknown(value: int | None) -> str:

@@ -17,6 +17,7 @@ _BODY_DOC = {"requestBody": {"content": {"application/json": {"schema": {"type":
 def _not_serving(lifecycle: Lifecycle) -> Response | None:
     if lifecycle.serving_requests:
         return None
+    lifecycle.metrics.rejected.labels("not_ready").inc()
     return error_response(
         f"The server is not ready ({lifecycle.engine_status}); retry shortly.",
         503,

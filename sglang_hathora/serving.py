@@ -1,14 +1,16 @@
 """Our wrapper around SGLang's own OpenAI serving layer (protocol, chat template, tools, usage...).
 
 SGLang's OpenAIServingChat/OpenAIServingCompletion do the protocol; this module adds what is ours:
-accepting the "sglang" alias, one request id used as the engine rid and the response id, nested
-errors, and a generation log line with TTFT and tokens/s measured at the HTTP boundary. SGLang is
-imported only once the engine exists (it takes ~10 s to import; the port must bind first).
+request checks SGLang lacks, the "sglang" alias, the request id as engine rid and response id,
+nested errors, aborting abandoned generations at once, and the generation log line and metrics
+measured at the HTTP boundary. SGLang is imported only once the engine exists (its import takes
+~10 s and the port must bind first).
 """
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,72 +18,106 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from sglang_hathora.errors import error_response, from_sglang_error, streaming_error_event
+from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer, logger
+from sglang_hathora.request_limits import RequestProblem, check_sampling, read_json_object, validate_model
 from sglang_hathora.settings import Settings
+
+# How often a non-streaming request checks that its client is still there. SGLang's own check runs
+# every 4 s; abandoned requests would hold engine slots that long.
+_DISCONNECT_POLL_SECONDS = 0.1
+ABORT_MESSAGES = {
+    "drain_timeout": "The server is shutting down and its drain timeout ended this generation; retry.",
+    "engine": "The engine aborted this generation.",
+}
 
 
 @dataclass(frozen=True)
 class Endpoint:
     handler: Any  # an sglang OpenAIServingBase
     request_model: type[BaseModel]
-    id_prefix: str
 
 
 class OpenAIServing:
     """The SGLang serving objects, mounted on our engine's tokenizer and template managers."""
 
-    def __init__(self, engine: Any, settings: Settings) -> None:
+    def __init__(self, engine: Any, settings: Settings, metrics: Metrics) -> None:
         from sglang.srt.entrypoints.openai.protocol import ChatCompletionRequest, CompletionRequest
         from sglang.srt.entrypoints.openai.serving_completions import OpenAIServingCompletion
 
         tokenizer_manager, template_manager = engine.tokenizer_manager, engine.template_manager
         self.settings = settings
+        self.metrics = metrics
         self.tokenizer_manager = tokenizer_manager
         self.chat = Endpoint(
-            tokenizer_manager.serving_chat_class(tokenizer_manager, template_manager),
-            ChatCompletionRequest,
-            "chatcmpl-",
+            tokenizer_manager.serving_chat_class(tokenizer_manager, template_manager), ChatCompletionRequest
         )
-        self.completion = Endpoint(
-            OpenAIServingCompletion(tokenizer_manager, template_manager), CompletionRequest, "cmpl-"
-        )
+        self.completion = Endpoint(OpenAIServingCompletion(tokenizer_manager, template_manager), CompletionRequest)
         self.context_length: int = tokenizer_manager.model_config.context_len
+        self.abort_reasons: dict[str, str] = {}
+        self.active: set[str] = set()  # request ids admitted to the engine and not finished
 
+    # ---- engine requests ----
+    def engine_rids(self, request_id: str) -> list[str]:
+        """The engine's rids for one request: the id itself, or id_0..id_{n-1} when n > 1."""
+        prefix = f"{request_id}_"
+        return [rid for rid in list(self.tokenizer_manager.rid_to_state) if rid == request_id or rid.startswith(prefix)]
+
+    def abort(self, request_id: str, reason: str) -> bool:
+        rids = self.engine_rids(request_id)
+        for rid in rids:
+            self.tokenizer_manager.abort_request(rid=rid)
+        if rids:
+            self.abort_reasons[request_id] = reason
+            self.metrics.aborted.labels(reason).inc()
+            logger.info("[%s] Aborted in the engine (%s)", request_id, reason.replace("_", " "))
+        return bool(rids)
+
+    def abort_all(self, reason: str) -> int:
+        return sum(self.abort(request_id, reason) for request_id in list(self.active))
+
+    # ---- requests ----
     async def handle(self, endpoint: Endpoint, raw_request: Request) -> Response:
-        parsed = await parse_body(raw_request, endpoint.request_model)
-        if isinstance(parsed, Response):
-            return parsed
+        request_id: str = raw_request.scope["state"]["request_id"]
+        parsed = await self._parse(endpoint, raw_request, request_id)
+        if isinstance(parsed, RequestProblem):
+            return error_response(parsed.message, parsed.status, param=parsed.param, code=parsed.code)
         request = parsed
-        if request.model not in self.settings.accepted_model_names():
-            return error_response(
-                f"The model '{request.model}' does not exist; this server serves "
-                f"'{self.settings.model_name}' (alias 'sglang').",
-                404,
-                param="model",
-                code="model_not_found",
-            )
-        # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
-        request.model = self.settings.model_name
-        request_id = f"{endpoint.id_prefix}{uuid.uuid4().hex}"
-        request.rid = request_id
         _log_request(request, request_id)
+        self.active.add(request_id)
+        try:
+            response = await self._generate(endpoint, request, raw_request, request_id)
+        except BaseException:
+            self.active.discard(request_id)
+            raise
+        if not isinstance(response, StreamingResponse):
+            self.active.discard(request_id)  # a stream leaves when it ends (_observe_stream)
+        return response
+
+    async def _generate(self, endpoint: Endpoint, request: Any, raw_request: Request, request_id: str) -> Response:
 
         client_wants_usage = False
         if request.stream:
             from sglang.srt.entrypoints.openai.protocol import StreamOptions
 
-            # Ask SGLang for the final usage chunk always, for our log line; it is passed on only
-            # when the client asked (older clients crash on a chunk with empty choices).
+            # Ask SGLang for the final usage chunk always, for our log line and metrics; it is passed
+            # on only when the client asked (older clients crash on a chunk with empty choices).
             client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
             options = request.stream_options or StreamOptions()
             options.include_usage = True
             request.stream_options = options
 
-        timer = GenerationTimer(request_id, stream=bool(request.stream))
-        result = await endpoint.handler.handle_request(request, raw_request)
+        timer = GenerationTimer(request_id, self.metrics)
+        if request.stream:
+            result = await endpoint.handler.handle_request(request, raw_request)
+        else:
+            result = await self._until_done_or_disconnected(endpoint, request, raw_request, request_id)
+            if result is None:
+                timer.finish(None, None, "abort")
+                return Response(status_code=499)  # nobody is listening; the status is for the log line
         if isinstance(result, StreamingResponse):
             result.body_iterator = self._observe_stream(result.body_iterator, timer, request_id, client_wants_usage)
             # SGLang attaches a task that aborts the rid 2 s after the stream; _observe_stream aborts
@@ -93,11 +129,60 @@ class OpenAIServing:
             usage = body.get("usage") or {}
             reasons = [choice.get("finish_reason") for choice in body.get("choices", [])]
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
+            if "abort" in reasons:
+                reason = self.abort_reasons.pop(request_id, "engine")
+                return error_response(ABORT_MESSAGES.get(reason, ABORT_MESSAGES["engine"]), 503, code=reason)
             return JSONResponse(body)
         if isinstance(result, Response) and result.status_code >= 400:
-            logger.info("[%s] Rejected with status %d", request_id, result.status_code)
+            logger.info("[%s] Rejected by the engine with status %d", request_id, result.status_code)
             return from_sglang_error(result.body, result.status_code)
         return result
+
+    async def _parse(self, endpoint: Endpoint, raw_request: Request, request_id: str) -> Any:
+        payload = await read_json_object(raw_request, self.settings.max_request_body_bytes)
+        if isinstance(payload, RequestProblem):
+            return payload
+        request = validate_model(payload, endpoint.request_model)
+        if isinstance(request, RequestProblem):
+            return request
+        if request.model not in self.settings.accepted_model_names():
+            return RequestProblem(
+                f"The model '{request.model}' does not exist; this server serves "
+                f"'{self.settings.model_name}' (alias 'sglang').",
+                status=404,
+                param="model",
+                code="model_not_found",
+            )
+        problem = check_sampling(request, context_length=self.context_length, max_n=self.settings.max_n)
+        if problem is not None:
+            return problem
+        if request_id in self.active:
+            return RequestProblem(
+                f"A request with X-Request-Id '{request_id}' is already in progress.", status=409, param="X-Request-Id"
+            )
+        # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
+        request.model = self.settings.model_name
+        request.rid = request_id
+        return request
+
+    async def _until_done_or_disconnected(
+        self, endpoint: Endpoint, request: Any, raw_request: Request, request_id: str
+    ) -> Any:
+        """Run a non-streaming request; if its client goes away, abort it in the engine at once."""
+        task = asyncio.ensure_future(endpoint.handler.handle_request(request, raw_request))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
+                if done:
+                    return task.result()
+                if await raw_request.is_disconnected():
+                    self.abort(request_id, "client_disconnected")
+                    return None
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _observe_stream(
         self, chunks: AsyncIterator[Any], timer: GenerationTimer, request_id: str, client_wants_usage: bool
@@ -119,6 +204,13 @@ class OpenAIServing:
                         if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
                             timer.mark_token()
                         finish_reason = choice.get("finish_reason") or finish_reason
+                    if finish_reason == "abort":
+                        # An engine-side abort is not a normal end: the client must see an error.
+                        reason = self.abort_reasons.pop(request_id, "engine")
+                        yield streaming_error_event(ABORT_MESSAGES.get(reason, ABORT_MESSAGES["engine"]), 503, reason)
+                        yield "data: [DONE]\n\n"
+                        completed = True
+                        return
                 elif text.startswith("data: [DONE]"):
                     completed = True
                 yield text
@@ -127,12 +219,15 @@ class OpenAIServing:
             yield streaming_error_event(f"Generation failed: {type(exc).__name__}: {exc}")
             yield "data: [DONE]\n\n"
             finish_reason = "error"
+            completed = True
         finally:
-            if not completed and finish_reason != "error":
-                # The client went away (or the server is stopping): free the engine's slot now
-                # rather than let an abandoned generation run on to max_tokens.
-                self.tokenizer_manager.abort_request(rid=request_id)
+            if not completed:
+                # The client went away: free the engine's slot now rather than let an abandoned
+                # generation run on to max_tokens.
+                self.abort(request_id, "client_disconnected")
                 finish_reason = "abort"
+            self.active.discard(request_id)
+            self.abort_reasons.pop(request_id, None)
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), finish_reason)
 
 
@@ -146,28 +241,13 @@ def _parse_event(text: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-async def parse_body(raw_request: Request, model: type[BaseModel]) -> BaseModel | Response:
-    """JSON object -> pydantic request, or a 400 in OpenAI's shape naming the bad field."""
-    try:
-        payload = orjson.loads(await raw_request.body())
-    except orjson.JSONDecodeError as exc:
-        return error_response(f"The request body is not valid JSON: {exc}", 400)
-    if not isinstance(payload, dict):
-        return error_response("The request body must be a JSON object.", 400)
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        return error_response(f"Invalid value for '{param}': {first['msg']}", 400, param=param)
-
-
 def _log_request(request: Any, request_id: str) -> None:
     messages = getattr(request, "messages", None)
     max_tokens = getattr(request, "max_completion_tokens", None) or getattr(request, "max_tokens", None)
     if messages is not None:
         logger.info(
-            "Chat completion request: model=%s, messages=%d, max_tokens=%s, stream=%s",
+            "[%s] Chat completion request: model=%s, messages=%d, max_tokens=%s, stream=%s",
+            request_id,
             request.model,
             len(messages),
             max_tokens,
@@ -176,7 +256,11 @@ def _log_request(request: Any, request_id: str) -> None:
         logger.debug("[%s] messages: %s", request_id, [m.model_dump(exclude_none=True) for m in messages])
     else:
         logger.info(
-            "Completion request: model=%s, max_tokens=%s, stream=%s", request.model, max_tokens, bool(request.stream)
+            "[%s] Completion request: model=%s, max_tokens=%s, stream=%s",
+            request_id,
+            request.model,
+            max_tokens,
+            bool(request.stream),
         )
         logger.debug("[%s] prompt: %r", request_id, request.prompt)
     logger.info("[%s] Starting generation", request_id)

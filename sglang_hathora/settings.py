@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
+LogFormat = Literal["text", "json"]
 Device = Literal["auto", "cuda", "cpu"]
 NegMode = Literal["regional", "global", "zonal"]
 
@@ -87,14 +89,27 @@ class Settings(BaseSettings):
         8.0, ge=0, le=3600, description="Seconds in-flight requests may take to finish after SIGTERM."
     )
     keep_alive_timeout: int = Field(620, ge=1, description="HTTP keep-alive (s); above GCP's 600 s backend keep-alive.")
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated API keys; when set, /v1/* needs 'Authorization: Bearer <key>'."
+    )
+    cors_allow_origins: str | None = Field(
+        None, description="Comma-separated CORS origins ('*' for any); off if unset."
+    )
+    max_concurrent_requests: int = Field(
+        256, ge=1, description="Generation requests admitted at once (running + queued); more get 429."
+    )
+    max_n: int = Field(8, ge=1, le=128, description="Largest 'n' (choices per request) accepted.")
+    max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    enable_engine_metrics: bool = Field(False, description="Add SGLang's own engine metrics to /metrics.")
 
     # --- Logging ---
     log_level: LogLevel = Field("INFO", description="DEBUG also logs prompt text.")
+    log_format: LogFormat = Field("text", description="text (the seed's format) or json (one object per line).")
     log_file: Path | None = Field(Path("serve_hathora.log"), description="Rotating log file; empty: none.")
     log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     log_file_backup_count: int = Field(3, ge=0)
 
-    @field_validator("log_level", "device", "neg_mode", mode="before")
+    @field_validator("log_level", "device", "neg_mode", "log_format", mode="before")
     @classmethod
     def _normalise_case(cls, value: object, info) -> object:
         if not isinstance(value, str):
@@ -124,6 +139,14 @@ class Settings(BaseSettings):
 
     def accepted_model_names(self) -> frozenset[str]:
         return frozenset({self.model_name, MODEL_ALIAS})
+
+    def api_key_list(self) -> list[bytes]:
+        if self.api_keys is None:
+            return []
+        return [key.strip().encode() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in (self.cors_allow_origins or "").split(",") if origin.strip()]
 
     def neg_name_templates(self) -> list[str]:
         if self.neg_names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -60,7 +61,7 @@ def test_stream_log_line_carries_the_full_duration(records) -> None:
         assert client.get("/stream").text == "abc"
     done = [r.getMessage() for r in records.records if "Status: 200" in r.getMessage()]
     assert len(done) == 1 and done[0].startswith("[testclient] GET /stream - Status: 200, Duration: ")
-    duration_ms = float(done[0].rsplit(" ", 1)[1].removesuffix("ms"))
+    duration_ms = float(re.search(r"Duration: ([0-9.]+)ms", done[0]).group(1))
     assert duration_ms >= 150  # three 50 ms chunks: measured to the last byte, not to the headers
 
 
@@ -71,3 +72,12 @@ def test_health_probes_log_at_debug_only(records) -> None:
     levels = {r.getMessage().split(" - ")[0]: r.levelno for r in records.records}
     assert levels["[testclient] GET /health"] == logging.DEBUG
     assert levels["[testclient] GET /plain"] == logging.INFO
+
+
+def test_request_id_is_honoured_or_generated(records) -> None:
+    with make_client() as client:
+        assert client.get("/plain", headers={"X-Request-Id": "my-id.42"}).headers["x-request-id"] == "my-id.42"
+        generated = client.get("/plain", headers={"X-Request-Id": "bad id with spaces"}).headers["x-request-id"]
+        assert generated.startswith("req-") and len(generated) == 36
+    lines = [r.getMessage() for r in records.records if "/plain" in r.getMessage()]
+    assert all(line.endswith("[my-id.42]") for line in lines[:2])

@@ -1,0 +1,308 @@
+"""``make bench``: this server against ``python -m sglang.launch_server`` and the HF-transformers
+baseline, each measured with ``sglang.bench_serving --backend sglang-oai-chat`` (unmodified) in one run.
+
+Each contender runs on its own 127.0.0.1 port with the same engine settings (both SGLang contenders
+get the arguments of ``sglang_hathora.engine.engine_args``). The two SGLang servers run side by side
+(both with sleep_on_idle, so the idle one costs nothing) and are measured in interleaved pairs,
+A B, B A, A B, ..., because back-to-back runs of the same server differ by up to 30% on 2 cores
+(shared/reference/bench-serving.md); the ratio reported is the median of the pairwise ratios. The HF
+baseline runs alone afterwards. Results: bench/results/results.json, results.md, throughput.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from bench.report import write_reports  # noqa: E402
+from sglang_hathora import bundled_model, cpu_compat  # noqa: E402
+from sglang_hathora.engine import engine_args, resolve_device  # noqa: E402
+from sglang_hathora.settings import Settings  # noqa: E402
+
+OURS, SGLANG, HF = "sglang-hathora", "sglang.launch_server", "HF transformers baseline"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and all its children (shared pages counted once)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total / 2**20
+
+
+@dataclass
+class Contender:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+    proc: subprocess.Popen | None = None
+    bound_after_s: float | None = None
+    ready_after_s: float | None = None
+    idle_pss_mb: float | None = None
+    peak_pss_mb: float = 0.0
+    runs: dict[int, list[dict]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 900) -> None:
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.command, cwd=PROJECT, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT
+        )
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
+            if self.bound_after_s is None:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                        self.bound_after_s = time.monotonic() - started
+            if self.bound_after_s is not None:
+                try:
+                    if httpx.get(f"{self.url}/v1/models", timeout=2).status_code == 200:
+                        self.ready_after_s = time.monotonic() - started
+                        break
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"{self.name} not ready in {timeout} s; see {self.log}")
+        time.sleep(2)  # let the warm-up settle before measuring idle memory
+        self.idle_pss_mb = tree_pss_mb(self.proc.pid)
+        print(
+            f"[bench] {self.name}: port bound {self.bound_after_s:.1f} s, ready {self.ready_after_s:.1f} s, "
+            f"PSS {self.idle_pss_mb:.0f} MB",
+            flush=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        children = psutil.Process(self.proc.pid).children(recursive=True)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for child in children:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+class PeakMemory:
+    """Samples a contender's process-tree PSS every 0.5 s while a benchmark runs."""
+
+    def __init__(self, contender: Contender) -> None:
+        self.contender = contender
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            pss = tree_pss_mb(self.contender.proc.pid)
+            self.contender.peak_pss_mb = max(self.contender.peak_pss_mb, pss)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_serving(contender: Contender, concurrency: int, prompts: int, args: argparse.Namespace, out: Path) -> dict:
+    result_file = out / f"{contender.name.replace(' ', '_')}-c{concurrency}-{time.time_ns()}.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "sglang.bench_serving",
+        "--backend",
+        "sglang-oai-chat",
+        "--base-url",
+        contender.url,
+        "--tokenizer",
+        args.tokenizer,
+        "--dataset-name",
+        "random-ids",
+        "--random-input-len",
+        str(args.input_len),
+        "--random-output-len",
+        str(args.output_len),
+        "--random-range-ratio",
+        "1.0",
+        "--num-prompts",
+        str(prompts),
+        "--max-concurrency",
+        str(concurrency),
+        "--seed",
+        "1",
+        "--disable-tqdm",
+        "--output-file",
+        str(result_file),
+    ]
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "1"}
+    with PeakMemory(contender):
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if completed.returncode != 0 or not result_file.exists():
+        raise RuntimeError(
+            f"bench_serving failed for {contender.name}:\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}"
+        )
+    result = json.loads(result_file.read_text().splitlines()[-1])
+    result["errors"] = prompts - result["completed"]
+    print(
+        f"[bench] {contender.name} c={concurrency}: {result['output_throughput']:.1f} out tok/s, "
+        f"TTFT p50 {result['median_ttft_ms']:.0f} ms, errors {result['errors']}",
+        flush=True,
+    )
+    return result
+
+
+def contenders(args: argparse.Namespace, work: Path) -> tuple[Contender, Contender, Contender]:
+    settings = Settings()
+    device = resolve_device(settings.device)
+    model_path = args.model_path
+    served = engine_args(settings, model_path, device)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("HATHORA_", "GCP_"))}
+    base_env["NO_PROXY"] = "127.0.0.1,localhost"
+
+    ours_port, sglang_port, hf_port = free_port(), free_port(), free_port()
+    ours_env = {
+        **base_env,
+        "MODEL_PATH": model_path,
+        "HOST": "127.0.0.1",
+        "PORT": str(ours_port),
+        "LOG_FILE": str(work / "sglang-hathora.log"),
+        "SERVED_MODEL_NAME": Path(model_path).name,
+    }
+    ours = Contender(OURS, [sys.executable, "serve_hathora.py"], ours_env, ours_port, work / "sglang-hathora.out")
+
+    flags: list[str] = []
+    for key, value in served.items():
+        if key == "skip_server_warmup" or value is False:
+            continue  # launch_server runs its own warm-up: it is part of its start-up as shipped
+        flags.append("--" + key.replace("_", "-"))
+        if value is not True:
+            flags.append(str(value))
+    sglang_env = dict(base_env)
+    if device == "cpu":
+        # The same CPU fixes our server applies to itself (cpu_compat.py), given through the environment.
+        cpu_compat.apply()
+        sglang_env.update({k: os.environ[k] for k in ("SGLANG_USE_CPU_ENGINE", "PYTHONPATH")})
+    sglang = Contender(
+        SGLANG,
+        [sys.executable, "-m", "sglang.launch_server", *flags, "--host", "127.0.0.1", "--port", str(sglang_port)],
+        sglang_env,
+        sglang_port,
+        work / "sglang-launch-server.out",
+    )
+    hf_env = {**base_env, "OMP_NUM_THREADS": str(os.cpu_count())}
+    if device == "cpu":
+        hf_env["PYTHONPATH"] = sglang_env["PYTHONPATH"]  # transformers imports torchvision too
+    hf = Contender(
+        HF,
+        [sys.executable, "bench/hf_baseline_server.py", "--model-path", model_path, "--port", str(hf_port)],
+        hf_env,
+        hf_port,
+        work / "hf-baseline.out",
+    )
+    return ours, sglang, hf
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="sglang-hathora benchmark (make bench)")
+    parser.add_argument("--model-path", default=None, help="checkpoint; default MODEL_PATH or the bundled model")
+    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--output-len", type=int, default=32)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved A/B pairs per concurrency")
+    parser.add_argument("--prompts-per-concurrency", type=float, default=2.0, help="prompts = max(6, this x C)")
+    parser.add_argument("--hf-prompts", default="3,8,32", help="prompts per concurrency for the HF baseline")
+    parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "results")
+    args = parser.parse_args()
+
+    settings = Settings()
+    args.model_path = args.model_path or settings.model_path or str(bundled_model.prepare(settings.model_cache_dir))
+    args.tokenizer = args.model_path
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    hf_prompts = dict(zip(concurrencies, (int(p) for p in args.hf_prompts.split(",")), strict=False))
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="sglang-hathora-bench-"))
+    ours, sglang, hf = contenders(args, work)
+    try:
+        for contender in (ours, sglang):  # one after the other: start-up is measured without contention
+            contender.start()
+        for concurrency in concurrencies:
+            prompts = max(6, int(args.prompts_per_concurrency * concurrency))
+            for pair in range(args.pairs):
+                for contender in (ours, sglang) if pair % 2 == 0 else (sglang, ours):
+                    contender.runs.setdefault(concurrency, []).append(
+                        bench_serving(contender, concurrency, prompts, args, work)
+                    )
+        ours.stop()
+        sglang.stop()
+        if not args.skip_hf:
+            hf.start()
+            for concurrency in concurrencies:
+                hf.runs[concurrency] = [bench_serving(hf, concurrency, hf_prompts[concurrency], args, work)]
+            hf.stop()
+    finally:
+        for contender in (ours, sglang, hf):
+            contender.stop()
+    contenders_run = [c for c in (ours, sglang, hf) if c.runs]
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "device": resolve_device(settings.device),
+        "model": args.model_path,
+        "command": "make bench  (python bench/run.py " + " ".join(sys.argv[1:]) + ")",
+        "workload": f"random-ids, input {args.input_len}, output {args.output_len}, range ratio 1.0, seed 1",
+        "wall_seconds": round(time.monotonic() - started),
+    }
+    write_reports(contenders_run, machine, args.out)
+    print(f"[bench] done in {machine['wall_seconds']} s; results in {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
