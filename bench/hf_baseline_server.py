@@ -22,7 +22,7 @@ import uuid
 import torch
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 MODEL_ID = "hf-transformers-baseline"
@@ -44,7 +44,7 @@ def create_app(model_path: str) -> FastAPI:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "owned_by": "baseline"}]}
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> StreamingResponse | JSONResponse:
+    async def chat(request: Request) -> StreamingResponse:
         body = await request.json()
         prompt_ids = tokenizer.apply_chat_template(
             body["messages"], add_generation_prompt=True, return_tensors="pt", return_dict=True

@@ -26,8 +26,12 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
     return summary
 
 
-def pairwise_ratio(ours: list[dict], other: list[dict]) -> dict[str, float]:
-    ratios = [a["output_throughput"] / b["output_throughput"] for a, b in zip(ours, other, strict=False)]
+def throughput_ratio(ours: list[dict], other: list[dict]) -> dict[str, float]:
+    """Interleaved pairs: the median of the pairwise ratios. One run of the other: our median over it."""
+    if len(other) == 1:
+        ratios = [statistics.median(run["output_throughput"] for run in ours) / other[0]["output_throughput"]]
+    else:
+        ratios = [a["output_throughput"] / b["output_throughput"] for a, b in zip(ours, other, strict=False)]
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "pairs": len(ratios)}
 
 
@@ -39,12 +43,12 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
             "port_bound_after_s": round(contender.bound_after_s, 2),
             "ready_after_s": round(contender.ready_after_s, 2),
             "idle_pss_mb": round(contender.idle_pss_mb),
-            "peak_pss_mb": round(contender.peak_pss_mb),
+            "peak_pss_mb": round(max(contender.peak_pss_mb, contender.idle_pss_mb)),
             "by_concurrency": {str(c): summarise(runs) for c, runs in sorted(contender.runs.items())},
         }
     for other in contenders[1:]:
         results["ratios"][other.name] = {
-            str(c): pairwise_ratio(ours.runs[c], other.runs[c]) for c in sorted(ours.runs) if c in other.runs
+            str(c): throughput_ratio(ours.runs[c], other.runs[c]) for c in sorted(ours.runs) if c in other.runs
         }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results, ours.name))
@@ -55,9 +59,9 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
 def markdown(results: dict, ours_name: str) -> str:
     machine = results["machine"]
     lines = [
-        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GB RAM, device {machine['device']}, "
-        f"Python {machine['python']}. Model: `{Path(machine['model']).name}`. Workload: {machine['workload']}. "
-        f"Command: `{machine['command']}` ({machine['wall_seconds']} s in all).",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GB RAM, "
+        f"device {machine['device']}, Python {machine['python']}. Model: `{Path(machine['model']).name}`. "
+        f"Workload: {machine['workload']}. Command: `{machine['command']}` ({machine['wall_seconds']} s in all).",
         "",
         "| contender | conc. | runs | req/s | out tok/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | E2E p50 ms | errors |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -65,9 +69,10 @@ def markdown(results: dict, ours_name: str) -> str:
     for name, data in results["contenders"].items():
         for concurrency, s in data["by_concurrency"].items():
             lines.append(
-                f"| {name} | {concurrency} | {s['runs']} | {s['request_throughput']:.2f} | {s['output_throughput']:.1f} | "
-                f"{s['median_ttft_ms']:.0f} / {s['p99_ttft_ms']:.0f} | {s['median_itl_ms']:.0f} / {s['p99_itl_ms']:.0f} | "
-                f"{s['median_e2e_latency_ms']:.0f} | {s['errors']} |"
+                f"| {name} | {concurrency} | {s['runs']} | {s['request_throughput']:.2f} "
+                f"| {s['output_throughput']:.1f} | {s['median_ttft_ms']:.0f} / {s['p99_ttft_ms']:.0f} "
+                f"| {s['median_itl_ms']:.0f} / {s['p99_itl_ms']:.0f} | {s['median_e2e_latency_ms']:.0f} "
+                f"| {s['errors']} |"
             )
     lines += [
         "",

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sglang_hathora.engine import EngineService
+from sglang_hathora.errors import NotServingError
 from sglang_hathora.lifecycle import Lifecycle
+from sglang_hathora.serving import OpenAIServing
 from sglang_hathora.settings import Settings
 
 
@@ -23,6 +25,15 @@ def get_lifecycle(request: Request) -> Lifecycle:
     return request.app.state.lifecycle
 
 
+def get_serving(request: Request) -> OpenAIServing:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    if not lifecycle.serving_requests:
+        lifecycle.metrics.rejected.labels("not_ready").inc()
+        raise NotServingError(lifecycle.engine_status)
+    return lifecycle.serving
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[EngineService, Depends(get_engine)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+ServingDep = Annotated[OpenAIServing, Depends(get_serving)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from pathlib import Path
 from typing import Any
 
 from sglang_hathora import bundled_model, cpu_compat
@@ -137,7 +136,3 @@ def _build_engine(args: dict[str, Any]) -> Any:
     from sglang.srt.entrypoints.engine import Engine
 
     return Engine(**args)
-
-
-def model_display_path(service: EngineService) -> str:
-    return service.settings.model_path or Path(service.model_path).name

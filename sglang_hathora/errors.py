@@ -71,12 +71,29 @@ def streaming_error_event(message: str, status: int = 500, code: str | None = No
     return f"data: {json.dumps(error_body(message, status, code=code))}\n\n"
 
 
+class NotServingError(Exception):
+    """The engine is loading, failed, or the server is stopping: 503 with Retry-After."""
+
+    def __init__(self, engine_status: str) -> None:
+        super().__init__(engine_status)
+        self.engine_status = engine_status
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         not_found = "Not found: no such route (see /docs for the API)."
         message = not_found if exc.status_code == 404 else str(exc.detail)
         return error_response(message, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(NotServingError)
+    async def _not_serving(_: Request, exc: NotServingError) -> JSONResponse:
+        return error_response(
+            f"The server is not ready ({exc.engine_status}); retry shortly.",
+            503,
+            code="service_unavailable",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,49 +3,30 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from sglang_hathora.dependencies import LifecycleDep, SettingsDep
-from sglang_hathora.errors import error_response
-from sglang_hathora.lifecycle import Lifecycle
+from sglang_hathora.dependencies import LifecycleDep, ServingDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"])
 
 _BODY_DOC = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}}
 
 
-def _not_serving(lifecycle: Lifecycle) -> Response | None:
-    if lifecycle.serving_requests:
-        return None
-    lifecycle.metrics.rejected.labels("not_ready").inc()
-    return error_response(
-        f"The server is not ready ({lifecycle.engine_status}); retry shortly.",
-        503,
-        code="service_unavailable",
-        headers={"Retry-After": "5"},
-    )
-
-
 @router.post("/chat/completions", openapi_extra=_BODY_DOC, summary="Create a chat completion (SSE with stream=true)")
-async def chat_completions(raw_request: Request, lifecycle: LifecycleDep) -> Response:
-    if (unavailable := _not_serving(lifecycle)) is not None:
-        return unavailable
-    serving = lifecycle.serving
+async def chat_completions(raw_request: Request, serving: ServingDep) -> Response:
     return await serving.handle(serving.chat, raw_request)
 
 
 @router.post("/completions", openapi_extra=_BODY_DOC, summary="Create a text completion")
-async def completions(raw_request: Request, lifecycle: LifecycleDep) -> Response:
-    if (unavailable := _not_serving(lifecycle)) is not None:
-        return unavailable
-    serving = lifecycle.serving
+async def completions(raw_request: Request, serving: ServingDep) -> Response:
     return await serving.handle(serving.completion, raw_request)
 
 
-@router.get("/models", summary="List the served model")
-async def list_models(settings: SettingsDep, lifecycle: LifecycleDep) -> dict:
-    context_length = lifecycle.serving.context_length if lifecycle.serving is not None else None
-    return {
+@router.get("/models", summary="List the served model (503 until it can serve)")
+async def list_models(settings: SettingsDep, lifecycle: LifecycleDep, serving: ServingDep) -> Response:
+    # ServingDep: clients such as sglang.bench_serving take a 200 here as "ready", so 503 until then.
+    context_length = serving.context_length
+    body = {
         "object": "list",
         "data": [
             {
@@ -58,3 +39,4 @@ async def list_models(settings: SettingsDep, lifecycle: LifecycleDep) -> dict:
             }
         ],
     }
+    return JSONResponse(body)

@@ -62,3 +62,9 @@ def test_draining_reports_503(loading_client: TestClient) -> None:
     loading_client.app.state.lifecycle.stopping = True
     response = loading_client.get("/health")
     assert response.status_code == 503 and response.json()["engine_status"] == "draining"
+
+
+def test_models_is_503_until_the_engine_serves(loading_client: TestClient) -> None:
+    # sglang.bench_serving and other clients take a 200 from /v1/models as "ready".
+    response = loading_client.get("/v1/models")
+    assert response.status_code == 503 and response.headers["retry-after"]
