@@ -94,11 +94,12 @@ class OpenAIServing:
             self.active.discard(request_id)
             raise
         if not isinstance(response, StreamingResponse):
-            self.active.discard(request_id)  # a stream leaves when it ends (_observe_stream)
+            # A stream leaves when it ends (_observe_stream).
+            self.active.discard(request_id)
+            self.abort_reasons.pop(request_id, None)
         return response
 
     async def _generate(self, endpoint: Endpoint, request: Any, raw_request: Request, request_id: str) -> Response:
-
         client_wants_usage = False
         if request.stream:
             from sglang.srt.entrypoints.openai.protocol import StreamOptions
