@@ -117,11 +117,12 @@ def main() -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     logger.info(
-        "Starting sglang-hathora on %s:%d (model %s, region %s, NEG registration %s)",
+        "Starting sglang-hathora on %s:%d (model %s, region %s, process %s, NEG registration %s)",
         settings.host,
         settings.port,
         settings.model_path or "bundled SmolLM2-135M-Instruct",
         settings.hathora_region or "none",
+        settings.hathora_process_id or "none",
         f"{plan.mode} for {settings.hathora_hostname}:{settings.hathora_default_port}" if plan else "off",
     )
     server = build_server(settings, NegRegistrar(plan, settings) if plan else None)

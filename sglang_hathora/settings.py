@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Public port Hathora maps to PORT; advertised, never listened on."
     )
     hathora_region: str | None = Field(None, description="Hathora region, e.g. Seattle.")
-    hathora_process_id: str | None = Field(None, description="Hathora process id, reported in /health.")
+    hathora_process_id: str | None = Field(None, description="Hathora process id, in the start-up log line.")
     gcp_service_account_key_base64: SecretStr | None = Field(
         None, description="Base64 of a GCP service-account JSON key (NEG registration)."
     )
