@@ -1,13 +1,13 @@
 """Back-pressure (pure ASGI): at most MAX_CONCURRENT_REQUESTS generation requests admitted at once,
 running or queued in the engine; past that, 429 with Retry-After before any work is done.
 
-A request stays admitted until its response has been sent in full, streams included, so the count
-is what the engine really holds. Pure ASGI so that streaming and disconnect detection are untouched.
+A request stays admitted until the last chunk of its response is sent, streams included, so the
+count is what the engine really holds. Pure ASGI so that streaming and disconnect detection are untouched.
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sglang_hathora.errors import send_error
 from sglang_hathora.metrics import Metrics
@@ -34,8 +34,23 @@ class AdmissionMiddleware:
             return
         self.in_flight += 1
         self.metrics.in_flight.inc()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+
+        async def releasing_send(message: Message) -> None:
+            # Free the slot as the last body chunk goes out, not when the app returns: a client that
+            # reads the end of one stream and at once sends the next must find the slot free.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, releasing_send)
         finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()
+            release()
