@@ -46,7 +46,6 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle
-    app.state.engine = lifecycle.engine
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai_routes.router)

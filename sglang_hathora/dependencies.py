@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from sglang_hathora.engine import EngineService
 from sglang_hathora.errors import NotServingError
 from sglang_hathora.lifecycle import Lifecycle
 from sglang_hathora.serving import OpenAIServing
@@ -15,10 +14,6 @@ from sglang_hathora.settings import Settings
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
-
-
-def get_engine(request: Request) -> EngineService:
-    return request.app.state.engine
 
 
 def get_lifecycle(request: Request) -> Lifecycle:
@@ -34,6 +29,5 @@ def get_serving(request: Request) -> OpenAIServing:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[EngineService, Depends(get_engine)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ServingDep = Annotated[OpenAIServing, Depends(get_serving)]

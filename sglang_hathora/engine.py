@@ -83,7 +83,6 @@ class EngineService:
         self.device: str | None = None
         self.engine: Any = None
         self.failure: str | None = None
-        self.load_seconds: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -106,9 +105,8 @@ class EngineService:
             self.status = EngineStatus.FAILED
             self.failure = f"{type(exc).__name__}: {exc}"
             raise
-        self.load_seconds = time.monotonic() - started
         self.status = EngineStatus.READY
-        logger.info("Engine ready in %.1f s: model %s", self.load_seconds, self.settings.model_name)
+        logger.info("Engine ready in %.1f s: model %s", time.monotonic() - started, self.settings.model_name)
 
     async def _warm_up(self) -> None:
         # One real generation on the serving loop: compiles what is lazily compiled and binds

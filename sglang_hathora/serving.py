@@ -132,7 +132,7 @@ class OpenAIServing:
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
             if "abort" in reasons:
                 reason = self.abort_reasons.pop(request_id, "engine")
-                return error_response(ABORT_MESSAGES.get(reason, ABORT_MESSAGES["engine"]), 503, code=reason)
+                return error_response(_abort_message(reason), 503, code=reason)
             return JSONResponse(body)
         if isinstance(result, Response) and result.status_code >= 400:
             logger.info("[%s] Rejected by the engine with status %d", request_id, result.status_code)
@@ -208,7 +208,7 @@ class OpenAIServing:
                     if finish_reason == "abort":
                         # An engine-side abort is not a normal end: the client must see an error.
                         reason = self.abort_reasons.pop(request_id, "engine")
-                        yield streaming_error_event(ABORT_MESSAGES.get(reason, ABORT_MESSAGES["engine"]), 503, reason)
+                        yield streaming_error_event(_abort_message(reason), 503, reason)
                         yield "data: [DONE]\n\n"
                         completed = True
                         return
@@ -230,6 +230,10 @@ class OpenAIServing:
             self.active.discard(request_id)
             self.abort_reasons.pop(request_id, None)
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), finish_reason)
+
+
+def _abort_message(reason: str) -> str:
+    return ABORT_MESSAGES.get(reason, ABORT_MESSAGES["engine"])
 
 
 def _parse_event(text: str) -> dict[str, Any] | None:
