@@ -1,56 +1,84 @@
-"""Back-pressure (pure ASGI): at most MAX_CONCURRENT_REQUESTS generation requests admitted at once,
-running or queued in the engine; past that, 429 with Retry-After before any work is done.
+"""Back-pressure: at most MAX_CONCURRENT_REQUESTS sequences admitted at once (running or queued in
+the engine); past that, 429 with Retry-After.
 
-A request stays admitted until the last chunk of its response is sent, streams included, so the
-count is what the engine really holds. Pure ASGI so that streaming and disconnect detection are untouched.
+A request is admitted only once its body has been read and checked (serving asks its ticket,
+weighted by prompts x n): a client that sends headers and "{" and then nothing costs no slot (256
+such connections held every slot before). It stays admitted until the last chunk of its response
+is sent, streams included, so the count is what the engine really holds. The middleware is pure
+ASGI so that streaming and disconnect detection are untouched.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sglang_hathora.errors import send_error
 from sglang_hathora.metrics import Metrics
 
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 RETRY_AFTER_SECONDS = "1"
+TICKET_KEY = "admission"
 
 
-class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
-        self.app = app
+class Admission:
+    """The count of admitted sequences."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
         self.metrics = metrics
         self.in_flight = 0
+
+    def try_take(self, weight: int) -> bool:
+        # A request heavier than the whole limit still runs when nothing else does.
+        if self.in_flight and self.in_flight + weight > self.limit:
+            self.metrics.rejected.labels("overloaded").inc()
+            return False
+        self.in_flight += weight
+        self.metrics.in_flight.inc(weight)
+        return True
+
+    def give_back(self, weight: int) -> None:
+        self.in_flight -= weight
+        self.metrics.in_flight.dec(weight)
+
+
+class Ticket:
+    """One request's claim on the admission count; given back exactly once."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.weight = 0
+
+    def take(self, weight: int) -> bool:
+        if self.weight == 0 and self.admission.try_take(weight):
+            self.weight = weight
+        return self.weight > 0
+
+    def give_back(self) -> None:
+        if self.weight:
+            self.admission.give_back(self.weight)
+            self.weight = 0
+
+
+class AdmissionMiddleware:
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in GENERATION_PATHS or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.metrics.rejected.labels("overloaded").inc()
-            message = f"The server is at its limit of {self.limit} concurrent requests; retry shortly."
-            await send_error(send, 429, message, "rate_limit_exceeded", {"retry-after": RETRY_AFTER_SECONDS})
-            return
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.in_flight -= 1
-                self.metrics.in_flight.dec()
+        ticket = Ticket(self.admission)
+        scope.setdefault("state", {})[TICKET_KEY] = ticket
 
         async def releasing_send(message: Message) -> None:
             # Free the slot as the last body chunk goes out, not when the app returns: a client that
             # reads the end of one stream and at once sends the next must find the slot free.
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                release()
+                ticket.give_back()
             await send(message)
 
         try:
             await self.app(scope, receive, releasing_send)
         finally:
-            release()
+            ticket.give_back()

@@ -7,6 +7,7 @@ answers 422 with its own shape; both are converted here so every client sees one
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,8 +50,13 @@ async def send_error(
     await send({"type": "http.response.body", "body": data})
 
 
-def from_sglang_error(body: bytes, status: int) -> JSONResponse:
-    """Convert SGLang's flat ErrorResponse JSON into the nested shape, keeping its message."""
+def from_sglang_error(
+    body: bytes, status: int, fields: tuple[str, ...] = (), default_param: str | None = None
+) -> JSONResponse:
+    """Convert SGLang's flat ErrorResponse JSON into the nested shape, keeping its message.
+
+    SGLang's errors rarely name a ``param``; the request field the message names (``fields``, in
+    table order) is used, else ``default_param`` (the prompt or the messages) for a 400."""
     try:
         flat = json.loads(body)
     except ValueError:
@@ -63,7 +69,13 @@ def from_sglang_error(body: bytes, status: int) -> JSONResponse:
     code = None if code in (None, status, str(status)) else code
     if status == 400 and "context length" in message:
         code = "context_length_exceeded"  # SGLang's message carries the token counts
-    return error_response(message, status, param=flat.get("param"), code=code)
+    param = flat.get("param") or _named_field(message, fields) or (default_param if status == 400 else None)
+    return error_response(message, status, param=param, code=code)
+
+
+def _named_field(message: str, fields: tuple[str, ...]) -> str | None:
+    words = set(re.findall(r"[a-z_]+", message.lower()))
+    return next((field for field in fields if field in words), None)
 
 
 def streaming_error_event(message: str, status: int = 500, code: str | None = None) -> str:

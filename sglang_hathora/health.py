@@ -23,7 +23,7 @@ async def health(lifecycle: LifecycleDep, settings: SettingsDep) -> JSONResponse
         "timestamp": time.time(),
     }
     if lifecycle.registrar is not None:
-        body["registration"] = lifecycle.registrar.status()
+        body["registration"] = lifecycle.registrar.public_status()
     headers = None if lifecycle.ready else {"Retry-After": "5"}
     return JSONResponse(body, status_code=200 if lifecycle.ready else 503, headers=headers)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from sglang_hathora.containment import InFlight
 from sglang_hathora.engine import EngineService, EngineStatus
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import logger
@@ -33,6 +34,7 @@ class Lifecycle:
         self.registrar = registrar
         self.metrics = Metrics()
         self.metrics.watch_state(self._metric_state)
+        self.in_flight = InFlight()
         self.serving: OpenAIServing | None = None
         self.started_at = time.time()
         self.stopping = False  # from the first stop request on: /health 503
@@ -115,6 +117,11 @@ class Lifecycle:
         logger.error("An engine process died: detaching and exiting")
         self.engine.status = EngineStatus.FAILED
         self.exit_code = 1
+        answered = self.in_flight.fail_all(
+            "The engine failed while handling this request; this server process is restarting. Retry.", "engine_failed"
+        )
+        if answered:
+            logger.error("Answered %d in-flight request(s) with an engine_failed error", answered)
         self.force_stop("engine died")
 
     async def _stop_sequence(self) -> None:
@@ -128,6 +135,8 @@ class Lifecycle:
                 logger.exception("NEG detach failed")
         self._detached.set()
         self.accepting = False
+        if self.in_flight.failure is not None:
+            await self.in_flight.wait_answered(1.0)  # let each one's error reach its client before the exit
         if not self._force:
             logger.info("No new requests; draining in-flight ones for up to %.0f s", self.settings.drain_timeout)
             self._spawn(self._abort_at_drain_deadline(), "drain-deadline")

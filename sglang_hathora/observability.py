@@ -7,6 +7,7 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,29 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+# Control characters (and Unicode line separators) in anything logged are shown escaped, so that a
+# request path such as "/x%0A2099-01-01 ... ERROR ..." cannot write a forged line into the log.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """The seed's text format, one line per record: the message escaped, traceback lines indented."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        return "\n".join("    " + escape_controls(line) for line in super().formatException(ei).splitlines())
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join("    " + escape_controls(line) for line in stack_info.splitlines())
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line with the text format's fields, plus the request id."""
 
@@ -49,7 +73,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     """Idempotent: replaces the handlers it installed before (tests configure more than once)."""
-    formatter = JsonFormatter() if settings.log_format == "json" else logging.Formatter(LOG_FORMAT)
+    formatter = JsonFormatter() if settings.log_format == "json" else TextFormatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if settings.log_file is not None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)

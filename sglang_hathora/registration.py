@@ -93,7 +93,8 @@ class NegRegistrar:
         self.state = RegistrationState.PENDING
         self.targets: list[NegTarget] = []
         self.attached: set[NegTarget] = set()
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the full text, for the log and /metrics' operators
+        self.last_error_class: str | None = None  # what /health shows: no project, NEG or key text
         self._closed = threading.Event()
         # Per NEG: an attach and a detach of the same endpoint never cross; different NEGs run in parallel.
         self._change_locks: dict[NegTarget, threading.Lock] = {}
@@ -106,6 +107,19 @@ class NegRegistrar:
             "negs": [{"name": t.name, "scope": t.scope, "attached": t in self.attached} for t in self.targets],
             "last_error": self.last_error,
         }
+
+    def public_status(self) -> dict[str, Any]:
+        """For /health, which anyone can read: the state and an error class, never GCP's raw text."""
+        return {
+            "state": self.state.value,
+            "mode": self.plan.mode,
+            "attached": f"{len(self.attached)}/{len(self.targets)}",
+            "error": self.last_error_class,
+        }
+
+    def _failed(self, text: str, exc: BaseException) -> None:
+        self.last_error = text
+        self.last_error_class = type(exc).__name__
 
     # ---- attach ----
     async def run(self, give_up: Callable[[str], None]) -> None:
@@ -138,7 +152,7 @@ class NegRegistrar:
             if not self.targets:
                 self.targets = self._resolve_targets()
         except Exception as exc:  # noqa: BLE001 - reported in /health and retried
-            self.last_error = f"cannot resolve the NEG endpoint: {exc}"
+            self._failed(f"cannot resolve the NEG endpoint: {exc}", exc)
             return False
         all_ok = True
         for target in self.targets:
@@ -149,14 +163,14 @@ class NegRegistrar:
                     outcome = self.api.change("attach", target, time.monotonic() + _ATTACH_CALL_BUDGET)
                 except Exception as exc:  # noqa: BLE001 - reported in /health and retried
                     self.attached.discard(target)
-                    self.last_error = f"{target}: {exc}"
+                    self._failed(f"{target}: {exc}", exc)
                     all_ok = False
                     continue
             if target not in self.attached or outcome != "already attached":
                 logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
             self.attached.add(target)
         if all_ok:
-            self.last_error = None
+            self.last_error = self.last_error_class = None
         return all_ok
 
     def _resolve_targets(self) -> list[NegTarget]:
@@ -207,7 +221,7 @@ class NegRegistrar:
         try:
             outcome = self.api.change("detach", target, deadline)
         except Exception as exc:  # noqa: BLE001 - logged; the stop goes on
-            self.last_error = f"{target}: {exc}"
+            self._failed(f"{target}: {exc}", exc)
             logger.error("NEG %s: detach failed: %s", target, exc)
             return False
         finally:

@@ -24,6 +24,7 @@ import uvicorn
 
 from sglang_hathora.app import create_app
 from sglang_hathora.gcp_auth import ServiceAccountKeyError
+from sglang_hathora.http_protocol import protocol_with_timeout
 from sglang_hathora.lifecycle import Lifecycle
 from sglang_hathora.observability import configure_logging, logger
 from sglang_hathora.regions import UnknownRegionError
@@ -84,6 +85,11 @@ def build_server(settings: Settings, registrar: NegRegistrar | None = None) -> H
         access_log=False,  # TimingMiddleware writes the request lines
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.drain_timeout,
+        http=protocol_with_timeout(settings.header_timeout),
+        # Connections + running requests; past it uvicorn answers 503 (slow or stalled clients are
+        # ended by HEADER_TIMEOUT and REQUEST_BODY_TIMEOUT, so they cannot hold these for long).
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=64 * 1024,  # request line + headers
     )
     server = HathoraServer(config, lifecycle)
     lifecycle.request_server_exit = server.request_exit

@@ -1,16 +1,20 @@
 """Our wrapper around SGLang's own OpenAI serving layer (protocol, chat template, tools, usage...).
 
 SGLang's OpenAIServingChat/OpenAIServingCompletion do the protocol; this module adds what is ours:
-request checks SGLang lacks, the "sglang" alias, the request id as engine rid and response id,
-nested errors, aborting abandoned generations at once, and the generation log line and metrics
-measured at the HTTP boundary. SGLang is imported only once the engine exists (its import takes
-~10 s and the port must bind first).
+the checks of request_checks.py, admission after them, the "sglang" alias, engine request ids of
+our own (a fresh uuid per request: a client's X-Request-Id can never equal or prefix another
+request's engine id, and aborts match exactly), the request id as the response id, nested errors,
+aborting abandoned generations at once, and the generation log line and metrics measured at the
+HTTP boundary. SGLang is imported only once the engine exists (its import takes ~10 s and the port
+must bind first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +24,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from sglang_hathora.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Ticket
 from sglang_hathora.errors import error_response, from_sglang_error, streaming_error_event
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer, logger
-from sglang_hathora.request_limits import RequestProblem, check_sampling, read_json_object, validate_model
+from sglang_hathora.prompt_size import PromptSizer
+from sglang_hathora.request_checks import Checked, Kind, RequestChecker, limits_for
+from sglang_hathora.request_limits import RequestProblem
 from sglang_hathora.settings import Settings
 
 # How often a non-streaming request checks that its client is still there. SGLang's own check runs
@@ -37,6 +44,7 @@ ABORT_MESSAGES = {
 
 @dataclass(frozen=True)
 class Endpoint:
+    kind: Kind
     handler: Any  # an sglang OpenAIServingBase
     request_model: type[BaseModel]
 
@@ -53,18 +61,43 @@ class OpenAIServing:
         self.metrics = metrics
         self.tokenizer_manager = tokenizer_manager
         self.chat = Endpoint(
-            tokenizer_manager.serving_chat_class(tokenizer_manager, template_manager), ChatCompletionRequest
+            "chat", tokenizer_manager.serving_chat_class(tokenizer_manager, template_manager), ChatCompletionRequest
         )
-        self.completion = Endpoint(OpenAIServingCompletion(tokenizer_manager, template_manager), CompletionRequest)
-        self.context_length: int = tokenizer_manager.model_config.context_len
+        self.completion = Endpoint(
+            "completion", OpenAIServingCompletion(tokenizer_manager, template_manager), CompletionRequest
+        )
+        model_config = tokenizer_manager.model_config
+        self.context_length: int = model_config.context_len
+        self.limits = limits_for(settings, self.context_length, model_config.vocab_size)
+        self.checker = RequestChecker(
+            settings,
+            self.limits,
+            PromptSizer(tokenizer_manager.tokenizer, self.context_length),
+            {"chat": ChatCompletionRequest, "completion": CompletionRequest},
+        )
         self.abort_reasons: dict[str, str] = {}
-        self.active: set[str] = set()  # request ids admitted to the engine and not finished
+        self.active: dict[str, str] = {}  # request id -> its engine rid, admitted and not finished
+
+    def openapi_bodies(self) -> dict[str, tuple[str, dict, dict]]:
+        """The request bodies /openapi.json publishes: SGLang's models with our bounds."""
+        from sglang_hathora.openapi_schema import request_schema
+
+        bodies = {}
+        for path, endpoint in (("/v1/chat/completions", self.chat), ("/v1/completions", self.completion)):
+            schema, definitions = request_schema(endpoint.request_model, self.checker.rules[endpoint.kind], self.limits)
+            bodies[path] = (endpoint.request_model.__name__, schema, definitions)
+        return bodies
 
     # ---- engine requests ----
     def engine_rids(self, request_id: str) -> list[str]:
-        """The engine's rids for one request: the id itself, or id_0..id_{n-1} when n > 1."""
-        prefix = f"{request_id}_"
-        return [rid for rid in list(self.tokenizer_manager.rid_to_state) if rid == request_id or rid.startswith(prefix)]
+        """The engine's rids for one request: its own uuid rid, or rid_0..rid_{k-1} for several sequences.
+
+        The rid is ours and unique, so the prefix match can only find this request's sequences."""
+        rid = self.active.get(request_id)
+        if rid is None:
+            return []
+        prefix = f"{rid}_"
+        return [r for r in list(self.tokenizer_manager.rid_to_state) if r == rid or r.startswith(prefix)]
 
     def abort(self, request_id: str, reason: str) -> bool:
         rids = self.engine_rids(request_id)
@@ -82,20 +115,39 @@ class OpenAIServing:
     # ---- requests ----
     async def handle(self, endpoint: Endpoint, raw_request: Request) -> Response:
         request_id: str = raw_request.scope["state"]["request_id"]
-        parsed = await self._parse(endpoint, raw_request, request_id)
+        parsed = await self.checker.parse(endpoint.kind, raw_request)
+        if isinstance(parsed, Checked) and request_id in self.active:
+            parsed = RequestProblem(
+                f"A request with X-Request-Id '{request_id}' is already in progress.", status=409, param="X-Request-Id"
+            )
         if isinstance(parsed, RequestProblem):
+            if parsed.status >= 499:
+                logger.info("[%s] %s", request_id, parsed.message)
             return error_response(parsed.message, parsed.status, param=parsed.param, code=parsed.code)
-        request = parsed
+        ticket: Ticket | None = raw_request.scope["state"].get(TICKET_KEY)
+        if ticket is not None and not ticket.take(parsed.sequences):
+            limit = ticket.admission.limit
+            return error_response(
+                f"The server is at its limit of {limit} concurrent sequences; retry shortly.",
+                429,
+                code="rate_limit_exceeded",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        request = parsed.request
+        # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
+        request.model = self.settings.model_name
+        request.rid = uuid.uuid4().hex
         _log_request(request, request_id)
-        self.active.add(request_id)
+        logger.debug("[%s] engine rid %s", request_id, request.rid)
+        self.active[request_id] = request.rid
         try:
             response = await self._generate(endpoint, request, raw_request, request_id)
         except BaseException:
-            self.active.discard(request_id)
+            self.active.pop(request_id, None)
             raise
         if not isinstance(response, StreamingResponse):
             # A stream leaves when it ends (_observe_stream).
-            self.active.discard(request_id)
+            self.active.pop(request_id, None)
             self.abort_reasons.pop(request_id, None)
         return response
 
@@ -120,13 +172,16 @@ class OpenAIServing:
                 timer.finish(None, None, "abort")
                 return Response(status_code=499)  # nobody is listening; the status is for the log line
         if isinstance(result, StreamingResponse):
-            result.body_iterator = self._observe_stream(result.body_iterator, timer, request_id, client_wants_usage)
+            result.body_iterator = self._observe_stream(
+                result.body_iterator, timer, request_id, request.rid, client_wants_usage
+            )
             # SGLang attaches a task that aborts the rid 2 s after the stream; _observe_stream aborts
             # at once when the stream is cut, and the delayed task kept each response open 2 s longer.
             result.background = None
             return result
         if isinstance(result, BaseModel):
             body = result.model_dump(mode="json", by_alias=True)
+            body["id"] = request_id
             usage = body.get("usage") or {}
             reasons = [choice.get("finish_reason") for choice in body.get("choices", [])]
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
@@ -136,35 +191,13 @@ class OpenAIServing:
             return JSONResponse(body)
         if isinstance(result, Response) and result.status_code >= 400:
             logger.info("[%s] Rejected by the engine with status %d", request_id, result.status_code)
-            return from_sglang_error(result.body, result.status_code)
+            return from_sglang_error(
+                result.body,
+                result.status_code,
+                tuple(name for name in self.checker.rules[endpoint.kind] if name != "model"),
+                "messages" if endpoint.kind == "chat" else "prompt",
+            )
         return result
-
-    async def _parse(self, endpoint: Endpoint, raw_request: Request, request_id: str) -> Any:
-        payload = await read_json_object(raw_request, self.settings.max_request_body_bytes)
-        if isinstance(payload, RequestProblem):
-            return payload
-        request = validate_model(payload, endpoint.request_model)
-        if isinstance(request, RequestProblem):
-            return request
-        if request.model not in self.settings.accepted_model_names():
-            return RequestProblem(
-                f"The model '{request.model}' does not exist; this server serves "
-                f"'{self.settings.model_name}' (alias 'sglang').",
-                status=404,
-                param="model",
-                code="model_not_found",
-            )
-        problem = check_sampling(request, context_length=self.context_length, max_n=self.settings.max_n)
-        if problem is not None:
-            return problem
-        if request_id in self.active:
-            return RequestProblem(
-                f"A request with X-Request-Id '{request_id}' is already in progress.", status=409, param="X-Request-Id"
-            )
-        # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
-        request.model = self.settings.model_name
-        request.rid = request_id
-        return request
 
     async def _until_done_or_disconnected(
         self, endpoint: Endpoint, request: Any, raw_request: Request, request_id: str
@@ -186,8 +219,11 @@ class OpenAIServing:
                     await task
 
     async def _observe_stream(
-        self, chunks: AsyncIterator[Any], timer: GenerationTimer, request_id: str, client_wants_usage: bool
+        self, chunks: AsyncIterator[Any], timer: GenerationTimer, request_id: str, rid: str, client_wants_usage: bool
     ) -> AsyncIterator[str]:
+        # Chunks carry the engine rid (rid_i per sequence) as their id; clients get the request id.
+        engine_id = re.compile(f'"id":"{rid}(?:_[0-9]+)?"')
+        response_id = f'"id":"{request_id}"'
         usage: dict[str, Any] = {}
         finish_reason: str | None = None
         completed = False
@@ -214,7 +250,7 @@ class OpenAIServing:
                         return
                 elif text.startswith("data: [DONE]"):
                     completed = True
-                yield text
+                yield engine_id.sub(response_id, text, count=1)
         except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
             logger.exception("[%s] Stream failed", request_id)
             yield streaming_error_event(f"Generation failed: {type(exc).__name__}: {exc}")
@@ -227,7 +263,7 @@ class OpenAIServing:
                 # generation run on to max_tokens.
                 self.abort(request_id, "client_disconnected")
                 finish_reason = "abort"
-            self.active.discard(request_id)
+            self.active.pop(request_id, None)
             self.abort_reasons.pop(request_id, None)
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), finish_reason)
 

@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["text", "json"]
-LogFormat = Literal["text", "json"]
 Device = Literal["auto", "cuda", "cpu"]
 NegMode = Literal["regional", "global", "zonal"]
 
@@ -98,8 +97,25 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         256, ge=1, description="Generation requests admitted at once (running + queued); more get 429."
     )
-    max_n: int = Field(8, ge=1, le=128, description="Largest 'n' (choices per request) accepted.")
+    max_n: int = Field(
+        8, ge=1, le=128, description="Most sequences one request may ask for: n x prompts (completions batches)."
+    )
+    max_completion_tokens: int | None = Field(
+        None, ge=1, description="Largest max_tokens a request may ask for; default: the context length."
+    )
+    allow_request_fields: str | None = Field(
+        None, description="Comma-separated request fields refused by default to let through (e.g. stop_regex)."
+    )
     max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    request_body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a request body may take to arrive; then 408."
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a connection may take to send its request headers; then closed."
+    )
+    max_connections: int = Field(
+        2048, ge=16, description="Open connections + running requests before new ones get 503 (uvicorn)."
+    )
     enable_engine_metrics: bool = Field(False, description="Add SGLang's own engine metrics to /metrics.")
 
     # --- Logging ---
@@ -130,6 +146,23 @@ class Settings(BaseSettings):
             raise ValueError(f"no such model folder: {value}")
         return str(Path(value).expanduser()) if value and value.startswith("~") else value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _some_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _split(value.get_secret_value()):
+            raise ValueError("holds no key (comma-separated keys expected); unset it to turn authentication off")
+        return value
+
+    @field_validator("allow_request_fields")
+    @classmethod
+    def _refusable_fields(cls, value: str | None) -> str | None:
+        from sglang_hathora.request_bounds import REFUSABLE
+
+        unknown = sorted(set(_split(value or "")) - REFUSABLE - {"response_format.structural_tag"})
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; choose from {', '.join(sorted(REFUSABLE))}")
+        return value
+
     @cached_property
     def model_name(self) -> str:
         """The name clients see in /v1/models and in responses."""
@@ -143,14 +176,17 @@ class Settings(BaseSettings):
     def api_key_list(self) -> list[bytes]:
         if self.api_keys is None:
             return []
-        return [key.strip().encode() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+        return [key.encode() for key in _split(self.api_keys.get_secret_value())]
 
     def cors_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in (self.cors_allow_origins or "").split(",") if origin.strip()]
+        return _split(self.cors_allow_origins or "")
+
+    def allowed_request_fields(self) -> list[str]:
+        return _split(self.allow_request_fields or "")
 
     def neg_name_templates(self) -> list[str]:
         if self.neg_names:
-            return [name.strip() for name in self.neg_names.split(",") if name.strip()]
+            return _split(self.neg_names)
         return ["llm-serve-{zone}" if self.neg_mode == "zonal" else "llm-serve-{region}"]
 
     def registration_missing(self) -> list[str]:
@@ -161,6 +197,10 @@ class Settings(BaseSettings):
             "GCP_SERVICE_ACCOUNT_KEY_BASE64": self.gcp_service_account_key_base64,
         }
         return [name for name, value in needed.items() if value is None]
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -54,7 +54,7 @@ HOSTILE = [
     ),
     ("missing messages", "POST", CHAT, {"model": "sglang"}, None, 400, "messages", None, "required"),
     ("messages not a list", "POST", CHAT, {"model": "sglang", "messages": "hi"}, None, 400, "messages", None, "list"),
-    ("empty messages", "POST", CHAT, {"model": "sglang", "messages": []}, None, 400, None, None, "empty"),
+    ("empty messages", "POST", CHAT, {"model": "sglang", "messages": []}, None, 400, "messages", None, "at least one"),
     (
         "unknown role",
         "POST",
@@ -126,7 +126,7 @@ HOSTILE = [
         {"model": "sglang", "messages": LONG_PROMPT},
         None,
         400,
-        None,
+        "messages",
         "context_length_exceeded",
         "tokens",
     ),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -199,7 +200,9 @@ def test_zonal_api_down_keeps_serving_then_attaches_and_sigterm_detaches(
         server.wait_ready()
         wait_for(lambda: health(server).json()["registration"]["state"] == "retrying", 30, "retrying")
         body = health(server).json()
-        assert body["status"] == "ok" and "503" in body["registration"]["last_error"]
+        # /health is public: the error's class, never GCP's text (project, NEG names); that goes to the log.
+        assert body["status"] == "ok" and body["registration"]["error"] == "ServiceUnavailable"
+        assert "llm-serve" not in json.dumps(body) and "503" in server.log_file.read_text()
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
         answer = client.chat.completions.create(
             model="sglang",
@@ -240,9 +243,34 @@ def test_engine_death_still_detaches_then_exits_non_zero(fake_compute: FakeCompu
         # Serve a request first: SGLang re-arms its own signal handlers on requests, not only at warm-up.
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
         client.chat.completions.create(model="sglang", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        # A plain and a streamed request in flight when the engine dies: each gets OpenAI's error shape.
+        body = {"model": "sglang", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2000}
+        answers: dict[str, object] = {}
+        plain = threading.Thread(
+            target=lambda: answers.update(
+                plain=httpx.post(
+                    f"{server.base_url}/v1/chat/completions", json={**body, "ignore_eos": True}, timeout=60
+                )
+            )
+        )
+        plain.start()
+        stream = client.chat.completions.create(**body, stream=True, extra_body={"ignore_eos": True})
+        next(iter(stream))
+        wait_for(
+            lambda: "sglang_hathora_engine_requests 2.0" in httpx.get(f"{server.base_url}/metrics").text,
+            30,
+            "two requests in the engine",
+        )
         children = server.descendants()
         scheduler = next(c for c in children if "schedul" in " ".join(c.cmdline()) + c.name())
         scheduler.kill()  # SGLang's watchdog notices within about a second and signals SIGQUIT
+        with pytest.raises(openai.APIError) as raised:
+            for _chunk in stream:
+                pass
+        assert "engine failed" in str(raised.value)
+        plain.join(timeout=60)
+        assert answers["plain"].status_code == 503
+        assert answers["plain"].json()["error"]["code"] == "engine_failed"
         assert server.wait(timeout=60) == 1
         assert fake_compute.endpoints("regions/us-west1", "llm-serve-us-west1") == []
         assert_no_orphans(children)
