@@ -73,9 +73,30 @@ def from_sglang_error(
     return error_response(message, status, param=param, code=code)
 
 
+# SGLang's words for some request fields.
+_SGLANG_NAMES = {
+    "min_new_tokens": "min_tokens",
+    "max_new_tokens": "max_tokens",
+    "tool": "tools",
+    "schema_": "response_format",
+}
+
+
 def _named_field(message: str, fields: tuple[str, ...]) -> str | None:
-    words = set(re.findall(r"[a-z_]+", message.lower()))
-    return next((field for field in fields if field in words), None)
+    text = message.lower()
+    in_order = re.findall(r"[a-z_]+", text)
+    words = set(in_order)
+    named = next(
+        (
+            field
+            for field in fields
+            if field in words or ("_" in field and re.search(rf"\b{field.replace('_', ' ')}\b", text))
+        ),
+        None,
+    )
+    if named is None:
+        named = next((_SGLANG_NAMES[word] for word in in_order if word in _SGLANG_NAMES), None)
+    return named
 
 
 def streaming_error_event(message: str, status: int = 500, code: str | None = None) -> str:

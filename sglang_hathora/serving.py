@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from sglang_hathora.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Ticket
+from sglang_hathora.engine_rids import engine_rids_of_this_request, record_engine_rids
 from sglang_hathora.errors import error_response, from_sglang_error, streaming_error_event
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer, logger
@@ -76,7 +77,8 @@ class OpenAIServing:
             {"chat": ChatCompletionRequest, "completion": CompletionRequest},
         )
         self.abort_reasons: dict[str, str] = {}
-        self.active: dict[str, str] = {}  # request id -> its engine rid, admitted and not finished
+        self.active: dict[str, list[str]] = {}  # request id -> its engine rids, admitted and not finished
+        record_engine_rids(tokenizer_manager)
 
     def openapi_bodies(self) -> dict[str, tuple[str, dict, dict]]:
         """The request bodies /openapi.json publishes: SGLang's models with our bounds."""
@@ -90,14 +92,9 @@ class OpenAIServing:
 
     # ---- engine requests ----
     def engine_rids(self, request_id: str) -> list[str]:
-        """The engine's rids for one request: its own uuid rid, or rid_0..rid_{k-1} for several sequences.
-
-        The rid is ours and unique, so the prefix match can only find this request's sequences."""
-        rid = self.active.get(request_id)
-        if rid is None:
-            return []
-        prefix = f"{rid}_"
-        return [r for r in list(self.tokenizer_manager.rid_to_state) if r == rid or r.startswith(prefix)]
+        """The engine's rids for one request that are still in the engine: exactly those SGLang registered."""
+        states = self.tokenizer_manager.rid_to_state
+        return [rid for rid in self.active.get(request_id, ()) if rid in states]
 
     def abort(self, request_id: str, reason: str) -> bool:
         rids = self.engine_rids(request_id)
@@ -123,7 +120,9 @@ class OpenAIServing:
         if isinstance(parsed, RequestProblem):
             if parsed.status >= 499:
                 logger.info("[%s] %s", request_id, parsed.message)
-            return error_response(parsed.message, parsed.status, param=parsed.param, code=parsed.code)
+            # The rest of an unread body could never be skipped: end the connection after the answer.
+            closing = {"Connection": "close"} if parsed.status in (408, 413) else None
+            return error_response(parsed.message, parsed.status, param=parsed.param, code=parsed.code, headers=closing)
         ticket: Ticket | None = raw_request.scope["state"].get(TICKET_KEY)
         if ticket is not None and not ticket.take(parsed.sequences):
             limit = ticket.admission.limit
@@ -139,7 +138,7 @@ class OpenAIServing:
         request.rid = uuid.uuid4().hex
         _log_request(request, request_id)
         logger.debug("[%s] engine rid %s", request_id, request.rid)
-        self.active[request_id] = request.rid
+        self.active[request_id] = engine_rids_of_this_request()
         try:
             response = await self._generate(endpoint, request, raw_request, request_id)
         except BaseException:
@@ -172,9 +171,7 @@ class OpenAIServing:
                 timer.finish(None, None, "abort")
                 return Response(status_code=499)  # nobody is listening; the status is for the log line
         if isinstance(result, StreamingResponse):
-            result.body_iterator = self._observe_stream(
-                result.body_iterator, timer, request_id, request.rid, client_wants_usage
-            )
+            result.body_iterator = self._observe_stream(result.body_iterator, timer, request_id, client_wants_usage)
             # SGLang attaches a task that aborts the rid 2 s after the stream; _observe_stream aborts
             # at once when the stream is cut, and the delayed task kept each response open 2 s longer.
             result.background = None
@@ -219,10 +216,11 @@ class OpenAIServing:
                     await task
 
     async def _observe_stream(
-        self, chunks: AsyncIterator[Any], timer: GenerationTimer, request_id: str, rid: str, client_wants_usage: bool
+        self, chunks: AsyncIterator[Any], timer: GenerationTimer, request_id: str, client_wants_usage: bool
     ) -> AsyncIterator[str]:
-        # Chunks carry the engine rid (rid_i per sequence) as their id; clients get the request id.
-        engine_id = re.compile(f'"id":"{rid}(?:_[0-9]+)?"')
+        # Chunks carry an engine rid as their id (SGLang's own uuid per sequence when n > 1); clients
+        # get the request id. Engine rids are 32 hex digits, optionally with a _index suffix.
+        engine_id = re.compile('"id":"[0-9a-f]{32}(?:_[0-9]+)?"')
         response_id = f'"id":"{request_id}"'
         usage: dict[str, Any] = {}
         finish_reason: str | None = None
