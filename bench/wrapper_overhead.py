@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sglang_hathora.admission import AdmissionMiddleware
+from sglang_hathora.admission import Admission, AdmissionMiddleware
+from sglang_hathora.containment import ContainmentMiddleware, InFlight
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer
 from sglang_hathora.serving import OpenAIServing
@@ -59,7 +60,7 @@ class _NoEngine:
 def observer() -> OpenAIServing:
     serving = OpenAIServing.__new__(OpenAIServing)  # the stream observer needs no engine
     serving.metrics, serving.tokenizer_manager = Metrics(), _NoEngine()
-    serving.abort_reasons, serving.active = {}, set()
+    serving.abort_reasons, serving.active = {}, {}
     return serving
 
 
@@ -93,7 +94,8 @@ async def through_middleware(wrapped: bool) -> float:
     metrics = Metrics()
     stack = app
     if wrapped:
-        stack = TimingMiddleware(AdmissionMiddleware(app, 256, metrics), "Seattle", metrics)
+        admitted = AdmissionMiddleware(app, Admission(256, metrics))
+        stack = TimingMiddleware(ContainmentMiddleware(admitted, InFlight()), "Seattle", metrics)
     scope = {
         "type": "http",
         "method": "POST",
@@ -113,7 +115,7 @@ async def main() -> None:
     middleware = max(0.0, wrapped - bare)
     total = observe + middleware
     print(f"stream observer: {observe * 1e6:.1f} us per chunk")
-    print(f"TimingMiddleware + AdmissionMiddleware: {middleware * 1e6:.2f} us per chunk")
+    print(f"TimingMiddleware + ContainmentMiddleware + AdmissionMiddleware: {middleware * 1e6:.2f} us per chunk")
     print(
         f"our layer in all: {total * 1e6:.1f} us per streamed token = {total / 0.060 * 100:.3f}% of a 60 ms "
         "inter-token gap (concurrency 1 on 2 cores)"

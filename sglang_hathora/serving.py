@@ -229,7 +229,11 @@ class OpenAIServing:
             async for chunk in chunks:
                 text = chunk if isinstance(chunk, str) else chunk.decode()
                 event = _parse_event(text)
-                if event is not None:
+                if event is not None and isinstance(error := event.get("error"), dict):
+                    # SGLang's own error event is flat-ish ("object", "type": "BAD_REQUEST", code 400).
+                    status = error.get("code") if isinstance(error.get("code"), int) else 500
+                    text, finish_reason = streaming_error_event(str(error.get("message")), status), "error"
+                elif event is not None:
                     if event.get("usage") and not event.get("choices"):
                         usage = event["usage"]
                         if not client_wants_usage:

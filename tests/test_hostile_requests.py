@@ -4,6 +4,7 @@ session's real server: each asserts the exact status, ``param`` and ``code``, an
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 
@@ -264,3 +265,12 @@ def test_a_flood_of_refused_requests_leaves_no_engine_work(server: ServerProcess
         statuses = list(pool.map(lambda b: httpx.post(server.base_url + CHAT, json=b, timeout=60).status_code, bodies))
     assert set(statuses) == {400}
     assert "sglang_hathora_engine_requests 0.0" in httpx.get(f"{server.base_url}/metrics").text
+
+
+def test_an_engine_error_mid_stream_is_an_openai_error_event(server: ServerProcess) -> None:
+    body = chat(stream=True, ebnf="M")  # not a grammar: SGLang reports it inside the stream
+    with httpx.stream("POST", server.base_url + CHAT, json=body, timeout=60) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    error = json.loads(events[0].removeprefix("data: "))["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert "ebnf" in error["message"] and events[-1] == "data: [DONE]"
