@@ -64,6 +64,23 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes | None:
     return received
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length (headers and body may arrive in separate reads)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536) or b"<closed>"
+        assert not received.endswith(b"<closed>"), received
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, received + body
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def test_stalled_uploads_hold_no_slot_and_get_408(slow_server: ServerProcess) -> None:
     uploads = [stalled_upload(slow_server.port) for _ in range(STALLED)]
     try:
@@ -107,6 +124,7 @@ def test_connections_that_never_finish_their_headers_are_closed(slow_server: Ser
         sock.settimeout(10)
         for attempt in range(2):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            reply = sock.recv(65536)
+            reply = read_response(sock)
             assert reply.startswith(b"HTTP/1.1 200"), (attempt, reply)
+            assert reply.endswith(b"}"), (attempt, reply)
             time.sleep(HEADER_TIMEOUT + 1)
