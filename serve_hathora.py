@@ -4,9 +4,7 @@ The code lives in the sglang_hathora package; this file stays import-safe becaus
 its workers with the "spawn" start method, which re-imports the main module in each child.
 """
 
-import sys
-
-from sglang_hathora.server import main
+from sglang_hathora.server import exit_now, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -10,14 +10,18 @@ Built on the serving event loop's terms (shared/reference/sglang-engine.md):
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import enum
+import threading
 import time
 from typing import Any
+
+import psutil
 
 from sglang_hathora import bundled_model, cpu_compat
 from sglang_hathora.observability import logger
 from sglang_hathora.settings import Settings
+from sglang_hathora.threads import in_daemon_thread
 
 # Measured on a 2-core CPU with SmolLM2-135M: these engine arguments work; SGLang's CPU default
 # attention backend (intel_amx) needs AMX and the real sgl-kernel.
@@ -35,6 +39,7 @@ _CPU_DEFAULTS: dict[str, Any] = {"mem_fraction_static": 0.05, "max_total_tokens"
 class EngineStatus(enum.StrEnum):
     LOADING = "loading"
     READY = "ready"
+    STALLED = "stalled"  # alive but making no progress (watchdog.py)
     FAILED = "failed"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -83,6 +88,11 @@ class EngineService:
         self.device: str | None = None
         self.engine: Any = None
         self.failure: str | None = None
+        self.load_cancelled: str | None = None  # why a stop ended the load, if one did
+        # Set at shutdown: the thread that built the engine may end. SGLang's children set
+        # PR_SET_PDEATHSIG, which Linux sends when the THREAD that started them ends (measured: the
+        # scheduler was SIGKILLed a second after its build thread returned).
+        self._release_threads = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -92,14 +102,14 @@ class EngineService:
         """Load, warm up and mark ready. Raises on failure (status FAILED, reason in .failure)."""
         started = time.monotonic()
         try:
-            self.device = await asyncio.to_thread(resolve_device, self.settings.device)
+            self.device = await in_daemon_thread(resolve_device, self.settings.device)
             if self.device == "cpu":
                 cpu_compat.apply()  # before the first sglang import, inherited by its children
             if self.settings.model_path is None:
-                self.model_path = str(await asyncio.to_thread(bundled_model.prepare, self.settings.model_cache_dir))
+                self.model_path = str(await in_daemon_thread(bundled_model.prepare, self.settings.model_cache_dir))
             args = engine_args(self.settings, self.model_path, self.device)
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
-            self.engine = await asyncio.to_thread(_build_engine, args)
+            self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)
             await self._warm_up()
         except BaseException as exc:
             self.status = EngineStatus.FAILED
@@ -107,6 +117,15 @@ class EngineService:
             raise
         self.status = EngineStatus.READY
         logger.info("Engine ready in %.1f s: model %s", time.monotonic() - started, self.settings.model_name)
+
+    def cancel_load(self, reason: str) -> None:
+        """A stop during the load: end the engine's children now (SGLang's load waits on them and fails
+        within its 5 s poll); what still runs in this process is left to end with it."""
+        if self.status is not EngineStatus.LOADING:
+            return
+        self.load_cancelled = reason
+        if ended := end_children():
+            logger.info("Load cancelled (%s): ended engine process(es) %s", reason, ended)
 
     async def _warm_up(self) -> None:
         # One real generation on the serving loop: compiles what is lazily compiled and binds
@@ -123,6 +142,7 @@ class EngineService:
             started = time.monotonic()
             self.engine.shutdown()
             logger.info("Engine shut down in %.2f s", time.monotonic() - started)
+        self._release_threads.set()
         self.status = EngineStatus.STOPPED
 
     @property
@@ -134,3 +154,16 @@ def _build_engine(args: dict[str, Any]) -> Any:
     from sglang.srt.entrypoints.engine import Engine
 
     return Engine(**args)
+
+
+def end_children() -> str:
+    """SIGKILL every descendant of this process (stopped ones too) and reap them; what was ended."""
+    children = psutil.Process().children(recursive=True)
+    alive = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE:  # zombies are only reaped below
+                alive.append(f"{child.pid} ({child.name()})")
+                child.kill()
+    psutil.wait_procs(children, timeout=10)
+    return ", ".join(alive)

@@ -1,4 +1,4 @@
-"""/health (truthful readiness for load balancers) and GET / (a short service description)."""
+"""/health (truthful readiness for load balancers), /livez (liveness) and GET / (a short service description)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ async def health(lifecycle: LifecycleDep, settings: SettingsDep) -> JSONResponse
     return JSONResponse(body, status_code=200 if lifecycle.ready else 503, headers=headers)
 
 
+@router.get("/livez", summary="Liveness: 200 while the process and its event loop run, in every state")
+async def livez(lifecycle: LifecycleDep) -> dict:
+    # For probes that restart a process: unlike /health it is 200 while loading (a model load takes
+    # minutes on GPU) and while draining, so such a probe never kills a process that is only busy.
+    return {"status": "alive", "engine_status": lifecycle.engine_status, "uptime": time.time() - lifecycle.started_at}
+
+
 @router.get("/", summary="Service description")
 async def root(lifecycle: LifecycleDep, settings: SettingsDep) -> dict:
     return {
@@ -42,6 +49,7 @@ async def root(lifecycle: LifecycleDep, settings: SettingsDep) -> dict:
             "completions": "/v1/completions",
             "models": "/v1/models",
             "health": "/health",
+            "liveness": "/livez",
             "docs": "/docs",
         },
     }

@@ -22,9 +22,12 @@ from sglang_hathora.observability import logger
 from sglang_hathora.registration import NegRegistrar
 from sglang_hathora.serving import OpenAIServing
 from sglang_hathora.settings import Settings
+from sglang_hathora.watchdog import EngineWatchdog
 
 # Seconds before the drain timeout at which still-running generations are aborted.
 _DRAIN_ABORT_MARGIN = 1.0
+# Seconds kept for the engine's shutdown and the exit after a stop (measured 0.3-0.6 s on CPU).
+_ENGINE_EXIT_MARGIN = 1.0
 
 
 class Lifecycle:
@@ -38,6 +41,7 @@ class Lifecycle:
         self.serving: OpenAIServing | None = None
         self.started_at = time.time()
         self.stopping = False  # from the first stop request on: /health 503
+        self._stop_began: float | None = None  # monotonic time of the first stop request
         self.accepting = True  # False once the NEG detach is done: new work gets 503, the drain begins
         self.exit_code = 0
         self._force = False
@@ -79,6 +83,9 @@ class Lifecycle:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - any load failure must end the process clearly
+            if self.engine.load_cancelled:
+                logger.info("Load ended by the stop (%s)", self.engine.load_cancelled)
+                return
             logger.error("Engine failed to load, exiting: %s", self.engine.failure or exc)
             logger.debug("Engine failure detail", exc_info=True)
             self.exit_code = 1
@@ -87,6 +94,9 @@ class Lifecycle:
         self.on_engine_ready()
         if self.stopping:
             return
+        if self.settings.engine_stall_timeout > 0:
+            watchdog = EngineWatchdog(self.engine.engine, self.settings, on_stall=self.engine_stalled)
+            self._spawn(watchdog.run(), "engine-watchdog")
         if self.registrar is not None:
             self._spawn(self.registrar.run(give_up=self._registration_failed), "neg-registration")
 
@@ -100,7 +110,9 @@ class Lifecycle:
         if self.stopping:
             return
         self.stopping = True
+        self._stop_began = time.monotonic()
         logger.info("Stopping (%s): /health is 503 from now on", reason)
+        self.engine.cancel_load(reason)  # a stop during the load ends it (nothing when loaded)
         self._spawn(self._stop_sequence(), "stop-sequence")
 
     def force_stop(self, reason: str) -> None:
@@ -113,16 +125,34 @@ class Lifecycle:
             self.request_server_exit(True)
 
     def engine_died(self) -> None:
-        """SGLang's scheduler or detokenizer died: nothing in flight can finish."""
-        logger.error("An engine process died: detaching and exiting")
-        self.engine.status = EngineStatus.FAILED
+        """SIGQUIT: SGLang's scheduler or detokenizer died (its children signal the parent so)."""
         self.exit_code = 1
-        answered = self.in_flight.fail_all(
-            "The engine failed while handling this request; this server process is restarting. Retry.", "engine_failed"
-        )
-        if answered:
-            logger.error("Answered %d in-flight request(s) with an engine_failed error", answered)
+        if self.engine.status is EngineStatus.LOADING:
+            if self.engine.load_cancelled:
+                return  # our own stop ended the children
+            self.engine.failure = "an engine process died during the load (SIGQUIT from a child)"
+            logger.error("Engine failed to load, exiting: %s", self.engine.failure)
+            self.engine.status = EngineStatus.FAILED
+            self.force_stop("engine failed to load")
+            return
+        logger.error("An engine process died: detaching and exiting")
+        self._fail_engine(EngineStatus.FAILED, "The engine failed while handling this request", "engine_failed")
         self.force_stop("engine died")
+
+    def engine_stalled(self, detail: str) -> None:
+        """The watchdog saw no progress: leave the load balancer and exit so Hathora replaces us."""
+        if self.stopping and self.engine.status is not EngineStatus.READY:
+            return
+        logger.error("Engine stalled (%s): detaching and exiting", detail)
+        self.exit_code = 1
+        self._fail_engine(EngineStatus.STALLED, "The engine stopped making progress", "engine_stalled")
+        self.force_stop("engine stalled")
+
+    def _fail_engine(self, status: EngineStatus, what: str, code: str) -> None:
+        self.engine.status = status
+        answered = self.in_flight.fail_all(f"{what}; this server process is restarting. Retry.", code)
+        if answered:
+            logger.error("Answered %d in-flight request(s) with an %s error", answered, code)
 
     async def _stop_sequence(self) -> None:
         for task in list(self._tasks):
@@ -153,9 +183,14 @@ class Lifecycle:
         """The HTTP server has stopped: make sure the detach happened, then end background work."""
         self.stopping = True
         self.accepting = False
-        if not self._detached.is_set() and self.registrar is not None:
-            await self.registrar.detach_all(self.settings.neg_detach_budget)
-            self._detached.set()
+        if self.registrar is not None:
+            if not self._detached.is_set():
+                await self.registrar.detach_all(self.settings.neg_detach_budget)
+                self._detached.set()
+            # An attach call in flight when the stop began undoes itself when it returns; wait for it,
+            # but only as long as the stop may take in all (detach budget + drain, less the engine's exit).
+            budget = self.settings.neg_detach_budget + self.settings.drain_timeout - _ENGINE_EXIT_MARGIN
+            await self.registrar.settle((self._stop_began or time.monotonic()) + budget)
         await self.cancel_tasks()
 
     async def stop_engine(self) -> None:

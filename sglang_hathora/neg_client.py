@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sglang_hathora.observability import logger
 
 T = TypeVar("T")
+Stop = Callable[[], bool] | None  # when it turns true, no further call (or retry) is sent
 _BACKOFF_FIRST = 0.2
 _BACKOFF_MAX = 5.0
 
@@ -98,14 +99,16 @@ class ComputeNegApi:
             return self._clients[kind]
 
     # ---- retry ----
-    def _retrying(self, what: str, deadline: float, call: Callable[[float], T]) -> T:
-        """Run call(timeout) until it succeeds, a non-retryable error, or the deadline."""
+    def _retrying(self, what: str, deadline: float, call: Callable[[float], T], stopping: Stop = None) -> T:
+        """Run call(timeout) until it succeeds, a non-retryable error, the deadline, or stopping()."""
         delay = _BACKOFF_FIRST
         attempt = 1
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise NegError(f"{what}: no time left")
+            if stopping is not None and stopping():
+                raise NegError(f"{what}: not sent, the process is stopping")
             try:
                 return call(min(self.call_timeout, remaining))
             except Exception as exc:
@@ -126,7 +129,7 @@ class ComputeNegApi:
             fields["zone"] = where
         return kind, fields
 
-    def list_endpoints(self, target: NegTarget, deadline: float) -> list[dict[str, Any]]:
+    def list_endpoints(self, target: NegTarget, deadline: float, stopping: Stop = None) -> list[dict[str, Any]]:
         kind, fields = self._location(target)
         request = {**fields, "network_endpoint_group": target.name}
 
@@ -134,15 +137,16 @@ class ComputeNegApi:
             pager = self._client(kind).list_network_endpoints(request=request, retry=None, timeout=timeout)
             return [_endpoint_dict(item.network_endpoint) for item in pager]
 
-        return self._retrying(f"list {target}", deadline, call)
+        return self._retrying(f"list {target}", deadline, call, stopping)
 
-    def is_attached(self, target: NegTarget, deadline: float) -> bool:
-        return _matches_any(target.endpoint_dict, self.list_endpoints(target, deadline))
+    def is_attached(self, target: NegTarget, deadline: float, stopping: Stop = None) -> bool:
+        return _matches_any(target.endpoint_dict, self.list_endpoints(target, deadline, stopping))
 
-    def change(self, verb: str, target: NegTarget, deadline: float) -> str:
-        """verb "attach" or "detach"; returns what happened. Raises NegError when it could not."""
+    def change(self, verb: str, target: NegTarget, deadline: float, stopping: Stop = None) -> str:
+        """verb "attach" or "detach"; returns what happened. Raises NegError when it could not.
+        stopping: once true, nothing more is sent (an attach in flight when the process stops)."""
         want_present = verb == "attach"
-        if self.is_attached(target, deadline) == want_present:
+        if self.is_attached(target, deadline, stopping) == want_present:
             return "already attached" if want_present else "not attached"
         kind, fields = self._location(target)
         resource_field = {
@@ -159,7 +163,10 @@ class ComputeNegApi:
         method = getattr(self._client(kind), f"{verb}_network_endpoints_unary")
         try:
             operation = self._retrying(
-                f"{verb} {target}", deadline, lambda timeout: method(request=request, retry=None, timeout=timeout)
+                f"{verb} {target}",
+                deadline,
+                lambda timeout: method(request=request, retry=None, timeout=timeout),
+                stopping,
             )
             failure = self._wait(kind, fields, operation, deadline, f"{verb} {target}")
         except Exception as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-# The GCP region nearest to each Hathora region (shared/reference/hathora-gcp.md).
+# Hathora's 14 regions, as its SDKs' Region enum spells them (cloud-sdk-typescript, Region: "Seattle" |
+# "Los_Angeles" | ... | "Dubai"), each with the nearest GCP region (shared/reference/hathora-gcp.md for
+# the first 13). Dubai has no GCP region in the UAE: me-central1 (Doha, ~380 km) is the nearest; GCP's
+# other Middle East regions are Dammam (me-central2, ~900 km, restricted) and Tel Aviv (me-west1).
 HATHORA_TO_GCP_REGION = {
     "seattle": "us-west1",
     "los_angeles": "us-west2",
@@ -17,6 +20,7 @@ HATHORA_TO_GCP_REGION = {
     "sydney": "australia-southeast1",
     "sao_paulo": "southamerica-east1",
     "johannesburg": "africa-south1",
+    "dubai": "me-central1",
 }
 
 

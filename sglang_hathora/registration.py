@@ -24,6 +24,7 @@ from sglang_hathora.neg_client import ComputeNegApi, NegTarget
 from sglang_hathora.observability import logger
 from sglang_hathora.regions import gcp_region_for
 from sglang_hathora.settings import Settings
+from sglang_hathora.threads import in_daemon_thread
 
 _RETRY_MAX_DELAY = 30.0
 _ATTACH_CALL_BUDGET = 30.0  # seconds for one attach of one NEG, retries included
@@ -95,9 +96,9 @@ class NegRegistrar:
         self.attached: set[NegTarget] = set()
         self.last_error: str | None = None  # the full text, for the log and /metrics' operators
         self.last_error_class: str | None = None  # what /health shows: no project, NEG or key text
-        self._closed = threading.Event()
-        # Per NEG: an attach and a detach of the same endpoint never cross; different NEGs run in parallel.
-        self._change_locks: dict[NegTarget, threading.Lock] = {}
+        self._closed = threading.Event()  # set when the stop begins: no new attach call from then on
+        self._attach_idle = threading.Event()  # clear while an attach pass runs in its worker thread
+        self._attach_idle.set()
 
     # ---- what /health and /metrics show ----
     def status(self) -> dict[str, Any]:
@@ -128,7 +129,7 @@ class NegRegistrar:
         give_up_at = time.monotonic() + self.settings.neg_attach_deadline
         delay = 1.0
         while not self._closed.is_set():
-            ok = await asyncio.to_thread(self._ensure_attached)
+            ok = await in_daemon_thread(self._ensure_attached)  # a stop never waits for it
             if self._closed.is_set():
                 return
             if ok:
@@ -148,6 +149,13 @@ class NegRegistrar:
             delay = min(delay * 2, _RETRY_MAX_DELAY)
 
     def _ensure_attached(self) -> bool:
+        self._attach_idle.clear()
+        try:
+            return self._attach_pass()
+        finally:
+            self._attach_idle.set()
+
+    def _attach_pass(self) -> bool:
         try:
             if not self.targets:
                 self.targets = self._resolve_targets()
@@ -156,16 +164,24 @@ class NegRegistrar:
             return False
         all_ok = True
         for target in self.targets:
-            with self._lock_for(target):
+            if self._closed.is_set():
+                return False
+            try:
+                outcome = self.api.change(
+                    "attach", target, time.monotonic() + _ATTACH_CALL_BUDGET, stopping=self._closed.is_set
+                )
+            except Exception as exc:  # noqa: BLE001 - reported in /health and retried
+                self.attached.discard(target)
+                self._failed(f"{target}: {exc}", exc)
+                all_ok = False
                 if self._closed.is_set():
-                    return False
-                try:
-                    outcome = self.api.change("attach", target, time.monotonic() + _ATTACH_CALL_BUDGET)
-                except Exception as exc:  # noqa: BLE001 - reported in /health and retried
-                    self.attached.discard(target)
-                    self._failed(f"{target}: {exc}", exc)
-                    all_ok = False
-                    continue
+                    self._undo(target)  # the call may still have been applied
+                continue
+            if self._closed.is_set():
+                # The stop began while this call was in flight, and detach_all may have run before the
+                # call was applied: undo it here, so that no interleaving leaves the endpoint behind.
+                self._undo(target)
+                return False
             if target not in self.attached or outcome != "already attached":
                 logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
             self.attached.add(target)
@@ -186,9 +202,6 @@ class NegRegistrar:
         scope = f"regions/{plan.region}" if plan.mode == "regional" else "global"
         endpoint = (("fqdn", plan.hostname), ("port", plan.port))
         return [NegTarget(scope, t.format(region=plan.region), endpoint) for t in plan.name_templates]
-
-    def _lock_for(self, target: NegTarget) -> threading.Lock:
-        return self._change_locks.setdefault(target, threading.Lock())
 
     # ---- detach ----
     async def detach_all(self, budget: float) -> None:
@@ -214,19 +227,31 @@ class NegRegistrar:
             len(targets),
         )
 
+    async def settle(self, deadline: float) -> bool:
+        """Wait (until the monotonic deadline) for an attach call that was in flight when the stop began;
+        it undoes itself when it returns. False if it is still unanswered at the deadline."""
+        if await asyncio.to_thread(self._attach_idle.wait, max(0.0, deadline - time.monotonic())):
+            return True
+        logger.error(
+            "NEG attach call still unanswered at exit: if the Compute API applies it later, the endpoint "
+            "%s stays in the NEG until removed by hand (or by the next process's start)",
+            self.plan.hostname,
+        )
+        return False
+
+    def _undo(self, target: NegTarget) -> None:
+        logger.warning("NEG %s: an attach was in flight when the stop began; detaching again", target)
+        self._detach(target, time.monotonic() + self.settings.neg_detach_budget)
+
     def _detach(self, target: NegTarget, deadline: float) -> bool:
-        # Wait for an attach in flight (it could otherwise land after us), but not past the budget.
-        lock = self._lock_for(target)
-        locked = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        # Never waits for an attach in flight (a blocking call may hold on for its whole timeout):
+        # the attach undoes itself when it returns (_attach_pass).
         try:
             outcome = self.api.change("detach", target, deadline)
         except Exception as exc:  # noqa: BLE001 - logged; the stop goes on
             self._failed(f"{target}: {exc}", exc)
             logger.error("NEG %s: detach failed: %s", target, exc)
             return False
-        finally:
-            if locked:
-                lock.release()
         self.attached.discard(target)
         logger.info("NEG %s: %s %s", target, outcome, target.endpoint_dict)
         return True

@@ -33,6 +33,7 @@ from sglang_hathora.prompt_size import PromptSizer
 from sglang_hathora.request_checks import Checked, Kind, RequestChecker, limits_for
 from sglang_hathora.request_limits import RequestProblem
 from sglang_hathora.settings import Settings
+from sglang_hathora.tokenized_checks import refuse_empty_token_lists
 
 # How often a non-streaming request checks that its client is still there. SGLang's own check runs
 # every 4 s; abandoned requests would hold engine slots that long.
@@ -79,6 +80,7 @@ class OpenAIServing:
         self.abort_reasons: dict[str, str] = {}
         self.active: dict[str, list[str]] = {}  # request id -> its engine rids, admitted and not finished
         record_engine_rids(tokenizer_manager)
+        refuse_empty_token_lists(tokenizer_manager)
 
     def openapi_bodies(self) -> dict[str, tuple[str, dict, dict]]:
         """The request bodies /openapi.json publishes: SGLang's models with our bounds."""

@@ -87,6 +87,19 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(
         8.0, ge=0, le=3600, description="Seconds in-flight requests may take to finish after SIGTERM."
     )
+    # Stall watchdog (watchdog.py). 120 s: the longest silence with work pending is one long prefill
+    # alone; measured 4.4 s for a 4,000-token prompt on 2 CPU cores (SmolLM2-135M), and GPU prefill of a
+    # 128k-token prompt on a 70B model is tens of seconds; SGLang's own watchdog waits 300 s.
+    engine_stall_timeout: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Seconds without engine output while requests are pending (or for an idle canary to "
+        "answer) before the engine counts as stalled: /health 503, detach, exit 1. 0 turns the watchdog off.",
+    )
+    engine_canary_interval: float = Field(
+        30.0, ge=0, le=3600, description="Idle seconds between one-token canary generations; 0: no canary."
+    )
     keep_alive_timeout: int = Field(620, ge=1, description="HTTP keep-alive (s); above GCP's 600 s backend keep-alive.")
     api_keys: SecretStr | None = Field(
         None, description="Comma-separated API keys; when set, /v1/* needs 'Authorization: Bearer <key>'."

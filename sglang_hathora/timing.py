@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import logger, request_id_var
 
-QUIET_PATHS = frozenset({"/health", "/metrics"})
+QUIET_PATHS = frozenset({"/health", "/livez", "/metrics"})
 # An incoming X-Request-Id is honoured when it is a sane token; otherwise a fresh one is made.
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _ID_PREFIX = {"/v1/chat/completions": "chatcmpl-", "/v1/completions": "cmpl-"}

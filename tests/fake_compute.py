@@ -95,7 +95,11 @@ class FakeCompute:
     down: bool = False  # every call answers 503
     # Answer attach with an operation that finishes DONE with an "already exists" error.
     attach_done_with_error: bool = False
-    latency: dict[str, float] = field(default_factory=dict)  # verb -> seconds to wait before answering
+    # verb -> seconds to wait before handling a call: it is applied when the wait ends (a slow network).
+    latency: dict[str, float] = field(default_factory=dict)
+    # verb -> seconds to wait after applying a call before answering (accepted at once, answered late).
+    hold: dict[str, float] = field(default_factory=dict)
+    arrived: list[Call] = field(default_factory=list)  # every call as it arrives, before any latency
     _faults: list[Fault] = field(default_factory=list)
     _operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     _by_request_id: dict[str, str] = field(default_factory=dict)
@@ -183,6 +187,8 @@ class FakeCompute:
             call = Call(method, path, query, body, "instances")
         else:
             return 404, _error(404, f"no fake route for {method} {path}")
+        with self._lock:
+            self.arrived.append(call)
         if call.verb in self.latency:
             time.sleep(self.latency[call.verb])
         with self._lock:
@@ -193,7 +199,10 @@ class FakeCompute:
                 if fault.verb == call.verb and fault.times > 0:
                     fault.times -= 1
                     return fault.status, _error(fault.status, fault.message)
-            return self._serve(call, match)
+            answer = self._serve(call, match)
+        if call.verb in self.hold:
+            time.sleep(self.hold[call.verb])
+        return answer
 
     def _serve(self, call: Call, match: re.Match) -> tuple[int, dict]:
         if call.verb == "instances":

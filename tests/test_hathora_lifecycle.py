@@ -7,44 +7,24 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 import openai
-import psutil
 import pytest
 
 from tests.fake_compute import FakeCompute, encode_key
+from tests.hathora_support import (
+    FQDN_ENDPOINT,
+    PUBLIC_PORT,
+    assert_no_orphans,
+    health,
+    registration_env,
+    wait_for,
+)
 from tests.server_process import ServerProcess
 
-HOSTNAME = "abc123.hathora.dev"
-PUBLIC_PORT = 7777
-FQDN_ENDPOINT = {"fqdn": HOSTNAME, "port": PUBLIC_PORT}
-
 pytestmark = pytest.mark.timeout(600)
-
-
-def registration_env(fake: FakeCompute, service_account, **extra: str) -> dict[str, str]:
-    env = {
-        "HATHORA_HOSTNAME": HOSTNAME,
-        "HATHORA_DEFAULT_PORT": str(PUBLIC_PORT),
-        "HATHORA_REGION": "Seattle",
-        "GCP_SERVICE_ACCOUNT_KEY_BASE64": encode_key(service_account[0]),
-        "GCP_API_ENDPOINT": fake.url,
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    env.update(extra)
-    return env
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -83,16 +63,6 @@ class Stream:
         finally:
             self.ended_at = time.monotonic()
             self.first_chunk.set()
-
-
-def health(server: ServerProcess) -> httpx.Response:
-    return httpx.get(f"{server.base_url}/health", timeout=5)
-
-
-def assert_no_orphans(children: list[psutil.Process]) -> None:
-    time.sleep(0.3)
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, alive
 
 
 def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(

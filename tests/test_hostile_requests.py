@@ -47,6 +47,11 @@ KILLERS = [
     # found by the schema-driven fuzzer (tests/test_request_fuzz.py): each one killed the scheduler
     ("empty prompt in a batch", COMPLETIONS, completion(prompt=["a", ""]), 400, "prompt.1", None),
     ("empty token prompt", COMPLETIONS, completion(prompt=[[5], []]), 400, "prompt.1", None),
+    # text with no token at all (byte 0x06 has none in SmolLM2's vocabulary): a zero-token extend
+    ("prompt that tokenizes to nothing", COMPLETIONS, completion(prompt="\x06"), 400, "prompt", None),
+    ("batch prompt that tokenizes to nothing", COMPLETIONS, completion(prompt=["a", "\x06" * 9]), 400, "prompt", None),
+    ("no-token prompt, n=2", COMPLETIONS, completion(prompt="\x06", n=2), 400, "prompt", None),
+    ("no-token prompt, streamed", COMPLETIONS, completion(prompt="\x06", stream=True), 400, "prompt", None),
     (
         "repetition_penalty 5e-324 (NaN)",
         COMPLETIONS,

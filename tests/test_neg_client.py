@@ -54,7 +54,7 @@ def test_already_attached_reported_inside_a_finished_operation_is_success(api, f
     fake_compute.attach_done_with_error = True  # the operation ends DONE with RESOURCE_ALREADY_EXISTS
     real_is_attached = api.is_attached
     answers = [False]  # listed absent first (another attach raced us), then the real list settles it
-    monkeypatch.setattr(api, "is_attached", lambda t, d: answers.pop() if answers else real_is_attached(t, d))
+    monkeypatch.setattr(api, "is_attached", lambda t, d, s=None: answers.pop() if answers else real_is_attached(t, d))
     assert api.change("attach", REGIONAL, soon()) == "already attached"
     assert len(fake_compute.calls_of("attach")) == 1 and fake_compute.calls_of("wait") == []
 
@@ -62,7 +62,7 @@ def test_already_attached_reported_inside_a_finished_operation_is_success(api, f
 def test_already_attached_as_http_409_is_success(api, fake_compute, monkeypatch) -> None:
     fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1", [REGIONAL.endpoint_dict])
     calls = iter([False, True])  # listed absent first (a race), present after the 409
-    monkeypatch.setattr(api, "is_attached", lambda target, deadline: next(calls))
+    monkeypatch.setattr(api, "is_attached", lambda target, deadline, stopping=None: next(calls))
     fake_compute.fail("attach", 409, message="The resource already exists")
     assert api.change("attach", REGIONAL, soon()) == "already attached"
 

@@ -17,14 +17,35 @@ from sglang_hathora.regions import HATHORA_TO_GCP_REGION, UnknownRegionError, gc
         ("WASHINGTON_DC", "us-east4"),
         ("Sao_Paulo", "southamerica-east1"),
         ("Johannesburg", "africa-south1"),
+        ("Dubai", "me-central1"),
+        ("dubai", "me-central1"),
     ],
 )
 def test_known_regions_map_case_insensitively(hathora: str, gcp: str) -> None:
     assert gcp_region_for(hathora) == gcp
 
 
-def test_all_thirteen_hathora_regions_are_mapped() -> None:
-    assert len(HATHORA_TO_GCP_REGION) == 13
+def test_all_fourteen_hathora_regions_are_mapped() -> None:
+    # Hathora's SDK Region enum (cloud-sdk-typescript docs/models/components/region.md).
+    sdk_regions = [
+        "Seattle",
+        "Los_Angeles",
+        "Washington_DC",
+        "Chicago",
+        "London",
+        "Frankfurt",
+        "Mumbai",
+        "Singapore",
+        "Tokyo",
+        "Sydney",
+        "Sao_Paulo",
+        "Dallas",
+        "Johannesburg",
+        "Dubai",
+    ]
+    assert len(sdk_regions) == len(HATHORA_TO_GCP_REGION) == 14
+    for region in sdk_regions:
+        assert gcp_region_for(region) in HATHORA_TO_GCP_REGION.values()
 
 
 def test_override_wins() -> None:
