@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requ
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
-.PHONY: setup model serve test lint bench clean
+.PHONY: setup model serve test lint bench bench-ready clean
 
 setup: $(STAMP) model
 
@@ -34,6 +34,9 @@ lint: $(STAMP)
 # Benchmarks (not tests): about 12 minutes on 2 cores; see bench/README.md.
 bench: setup $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-ready: setup $(BENCH_STAMP)
+	$(PY) bench/ready_time.py $(BENCH_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	# Constrained to what is installed, so that the bench tools never change the server's environment.

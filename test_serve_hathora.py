@@ -6,6 +6,7 @@ Run with ``pytest`` (part of ``make test``) or directly: ``python test_serve_hat
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import time
@@ -166,6 +167,40 @@ def test_headers_logs_and_docs(server: ServerProcess, client: openai.OpenAI) -> 
     assert " - serve_hathora - INFO - [127.0.0.1] POST /v1/chat/completions - Status: 200, Duration: " in log
     assert "Generation completed in" in log and "ttft=" in log and "prompt_tokens=" in log
     assert "zebra-secret-4711" not in log  # prompts are logged only at DEBUG
+
+
+PHASES = ("python_start", "configuration", "device", "model_files", "sglang_import", "engine_build", "warm_up")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (serve_hathora|sglang|uvicorn) - [A-Z]+ - ")
+
+
+def test_startup_phases_sum_to_the_ready_time_and_the_log_reads_one_line_per_phase(server: ServerProcess) -> None:
+    # /health while loading named the phase running.
+    loading = [body["startup"] for code, body in server.health_codes if code == 503]
+    assert loading and {entry["phase"] for entry in loading} <= set(PHASES)
+    metrics = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    seconds = {
+        match[0]: float(match[1])
+        for match in re.findall(r'sglang_hathora_startup_phase_seconds\{phase="(\w+)"\} ([0-9.e+-]+)', metrics)
+    }
+    assert set(seconds) == {*PHASES, "total"}, seconds
+    assert abs(sum(seconds[phase] for phase in PHASES) - seconds["total"]) < 0.05 * seconds["total"]
+    # The server's own total against the ready time this test saw (it polls /health every 0.1 s).
+    assert abs(seconds["total"] - server.ready_after) < 0.05 * server.ready_after, (seconds, server.ready_after)
+    assert float(re.search(r"sglang_hathora_startup_port_bound_seconds ([0-9.e+-]+)", metrics)[1]) < 5
+    output = server.output()
+    start_up = output[: output.index("Startup: ready")]
+    for phase in PHASES:
+        assert len(re.findall(rf"- INFO - Startup: {phase} [0-9.]+ s$", start_up, re.MULTILINE)) == 1, phase
+    assert "server_args=" not in output and "UserWarning" not in output and "warnings.warn" not in output
+    # Ours, uvicorn's and SGLang's lines in one format (progress bars are not log lines).
+    lines = [line for line in start_up.splitlines() if line.strip() and "it/s]" not in line and "s/it]" not in line]
+    assert [line for line in lines if not LOG_LINE.match(line)] == []
+
+
+def test_liveness_answers_in_every_state(server: ServerProcess) -> None:
+    live = httpx.get(f"{server.base_url}/livez", timeout=10)
+    assert live.status_code == 200 and live.json()["status"] == "alive"
+    assert live.json()["engine_status"] == "ready"
 
 
 def test_sigterm_stops_cleanly_with_no_child_left(server: ServerProcess) -> None:

@@ -21,6 +21,7 @@ import psutil
 from sglang_hathora import bundled_model, cpu_compat
 from sglang_hathora.observability import logger
 from sglang_hathora.settings import Settings
+from sglang_hathora.startup import StartupPhases
 from sglang_hathora.threads import in_daemon_thread
 
 # Measured on a 2-core CPU with SmolLM2-135M: these engine arguments work; SGLang's CPU default
@@ -81,8 +82,9 @@ def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, A
 class EngineService:
     """Owns the SGLang engine: status for /health, the engine object for the routes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, startup: StartupPhases | None = None) -> None:
         self.settings = settings
+        self.startup = startup or StartupPhases()
         self.status = EngineStatus.LOADING
         self.model_path: str = settings.model_path or str(bundled_model.checkpoint_dir(settings.model_cache_dir))
         self.device: str | None = None
@@ -100,23 +102,30 @@ class EngineService:
 
     async def start(self) -> None:
         """Load, warm up and mark ready. Raises on failure (status FAILED, reason in .failure)."""
-        started = time.monotonic()
+        phases = self.startup
         try:
+            phases.advance("device")
             self.device = await in_daemon_thread(resolve_device, self.settings.device)
             if self.device == "cpu":
                 cpu_compat.apply()  # before the first sglang import, inherited by its children
+            phases.advance("model_files")
             if self.settings.model_path is None:
                 self.model_path = str(await in_daemon_thread(bundled_model.prepare, self.settings.model_cache_dir))
+            phases.advance("sglang_import")
+            await in_daemon_thread(_import_sglang)
             args = engine_args(self.settings, self.model_path, self.device)
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
+            phases.advance("engine_build")
             self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)
+            phases.engine_parts(getattr(self.engine.tokenizer_manager, "startup_time", None))
+            phases.advance("warm_up")
             await self._warm_up()
         except BaseException as exc:
             self.status = EngineStatus.FAILED
             self.failure = f"{type(exc).__name__}: {exc}"
             raise
         self.status = EngineStatus.READY
-        logger.info("Engine ready in %.1f s: model %s", time.monotonic() - started, self.settings.model_name)
+        phases.ready()
 
     def cancel_load(self, reason: str) -> None:
         """A stop during the load: end the engine's children now (SGLang's load waits on them and fails
@@ -148,6 +157,10 @@ class EngineService:
     @property
     def tokenizer_manager(self) -> Any:
         return self.engine.tokenizer_manager
+
+
+def _import_sglang() -> None:
+    import sglang.srt.entrypoints.engine  # noqa: F401 - timed as its own phase
 
 
 def _build_engine(args: dict[str, Any]) -> Any:

@@ -22,6 +22,8 @@ async def health(lifecycle: LifecycleDep, settings: SettingsDep) -> JSONResponse
         "model_path": lifecycle.engine.model_path,
         "timestamp": time.time(),
     }
+    if lifecycle.engine_status == "loading":
+        body["startup"] = lifecycle.startup.status()  # the phase running and the ones done, seconds
     if lifecycle.registrar is not None:
         body["registration"] = lifecycle.registrar.public_status()
     headers = None if lifecycle.ready else {"Retry-After": "5"}

@@ -22,6 +22,7 @@ from sglang_hathora.observability import logger
 from sglang_hathora.registration import NegRegistrar
 from sglang_hathora.serving import OpenAIServing
 from sglang_hathora.settings import Settings
+from sglang_hathora.startup import StartupPhases
 from sglang_hathora.watchdog import EngineWatchdog
 
 # Seconds before the drain timeout at which still-running generations are aborted.
@@ -31,9 +32,12 @@ _ENGINE_EXIT_MARGIN = 1.0
 
 
 class Lifecycle:
-    def __init__(self, settings: Settings, registrar: NegRegistrar | None = None) -> None:
+    def __init__(
+        self, settings: Settings, registrar: NegRegistrar | None = None, startup: StartupPhases | None = None
+    ) -> None:
         self.settings = settings
-        self.engine = EngineService(settings)
+        self.startup = startup or StartupPhases()
+        self.engine = EngineService(settings, self.startup)
         self.registrar = registrar
         self.metrics = Metrics()
         self.metrics.watch_state(self._metric_state)
@@ -70,7 +74,14 @@ class Lifecycle:
     def _metric_state(self) -> dict:
         engine_requests = len(self.engine.tokenizer_manager.rid_to_state) if self.engine.ready else 0
         negs = self.registrar.status()["negs"] if self.registrar is not None else []
-        return {"ready": 1 if self.ready else 0, "engine_requests": engine_requests, "negs": negs}
+        startup = self.startup
+        return {
+            "ready": 1 if self.ready else 0,
+            "engine_requests": engine_requests,
+            "negs": negs,
+            "startup": {**startup.phases, "total": startup.ready_after} if startup.ready_after else startup.phases,
+            "port_bound_after": startup.port_bound_after,
+        }
 
     # ---- start ----
     async def start(self) -> None:

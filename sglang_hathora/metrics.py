@@ -29,6 +29,21 @@ class _StateCollector(Collector):
             "Requests the engine is tracking (running or queued)",
             value=state["engine_requests"],
         )
+        phases = GaugeMetricFamily(
+            f"{PREFIX}_startup_phase_seconds",
+            "Seconds of each start-up phase (startup.py); phase=total is the time to ready",
+            labels=["phase"],
+        )
+        for phase, seconds in state.get("startup", {}).items():
+            if seconds is not None:
+                phases.add_metric([phase], seconds)
+        yield phases
+        if state.get("port_bound_after") is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_startup_port_bound_seconds",
+                "Seconds from process start to the listening port",
+                value=state["port_bound_after"],
+            )
         negs = GaugeMetricFamily(f"{PREFIX}_neg_attached", "1 while attached to the NEG", labels=["neg", "scope"])
         for neg in state["negs"]:
             negs.add_metric([neg["name"], neg["scope"]], 1 if neg["attached"] else 0)

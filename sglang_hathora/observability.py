@@ -3,12 +3,16 @@ request id every log line about a request carries, and the per-generation timing
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import logging.config
 import logging.handlers
+import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,11 +46,17 @@ def escape_controls(text: str) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """The seed's text format, one line per record: the message escaped, traceback lines indented."""
+    """The seed's text format, one line per record: the message escaped, traceback lines indented.
+    Library loggers show as their package ("sglang", "uvicorn"), not their module path."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
-        return super().formatMessage(record)
+        name = record.name
+        record.name = name.split(".", 1)[0] if name.startswith(("sglang.", "uvicorn.")) else name
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.name = name
 
     def formatException(self, ei) -> str:
         return "\n".join("    " + escape_controls(line) for line in super().formatException(ei).splitlines())
@@ -71,8 +81,104 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# SGLang's start-up chatter, shown at DEBUG only: at INFO a start-up reads one line per phase
+# (startup.py). server_args= alone is about 9,000 characters; the rest is expected on CPU.
+_DEMOTED = (
+    "server_args=",
+    "Ignore import error when loading",
+    "Signal handler is not added",
+    "Fail to set RLIMIT_NOFILE",
+    "Cuda graph is disabled",
+    "Disable prefill CUDA graph",
+    "Cannot detect CUDA architecture",
+    "init_cpu_threads_env",
+    "init_threads_binding",
+    "Init parallel",
+    "Memory baseline taken",
+    "Using default HuggingFace chat template",
+    "kill_process_tree called",
+)
+
+
+class DemoteNoise(logging.Filter):
+    """On the root logger's handler, in this process and in SGLang's children (its logging config
+    names this class): library warnings (warnings.warn) and SGLang's start-up chatter become DEBUG
+    records, dropped below ``threshold``."""
+
+    def __init__(self, threshold: str = "INFO") -> None:
+        super().__init__()
+        self.threshold = logging.getLevelName(threshold)
+        logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger, in each process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings" or (
+            record.levelno < logging.ERROR and record.name.startswith("sglang") and str(record.msg).startswith(_DEMOTED)
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.threshold
+
+
+def library_logging_config(settings: Settings) -> dict:
+    """The root logger's configuration (uvicorn's and SGLang's lines, in every process): stdout, our
+    format. SGLang's processes load it through SGLANG_LOGGING_CONFIG_PATH."""
+    formatter = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if settings.log_format == "json"
+        else {
+            "()": f"{__name__}.TextFormatter",
+            "fmt": LOG_FORMAT,
+        }
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"ours": formatter},
+        "filters": {"demote": {"()": f"{__name__}.DemoteNoise", "threshold": settings.log_level}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "ours",
+                "filters": ["demote"],
+            }
+        },
+        # SGLang's own DEBUG is a flood (engine.py passes it "info" then); ours is the filter's threshold.
+        "root": {"level": "INFO" if settings.log_level == "DEBUG" else settings.log_level, "handlers": ["stdout"]},
+    }
+
+
+def _share_with_sglang(config: dict) -> None:
+    current = os.environ.get("SGLANG_LOGGING_CONFIG_PATH")
+    if current and not current.startswith(_CONFIG_PREFIX):
+        return  # the operator's own configuration for SGLang is kept
+    with tempfile.NamedTemporaryFile("w", prefix=_CONFIG_PREFIX, suffix=".json", delete=False) as file:
+        json.dump(config, file)
+    atexit.register(lambda path=file.name: os.path.exists(path) and os.unlink(path))
+    os.environ["SGLANG_LOGGING_CONFIG_PATH"] = file.name  # inherited by SGLang's children
+
+
+def _quiet_children_warnings(level: str) -> None:
+    # SGLang's children import their modules (and warn: AWQ, GGUF, Triton on CPU) before they load
+    # the logging config, so their warnings bypass DemoteNoise: below DEBUG they are not shown.
+    current = os.environ.get("PYTHONWARNINGS", "")
+    entries = [entry for entry in current.split(",") if entry and entry != _IGNORE_USER_WARNINGS]
+    if level != "DEBUG":
+        entries.append(_IGNORE_USER_WARNINGS)
+    os.environ["PYTHONWARNINGS"] = ",".join(entries)
+
+
+_IGNORE_USER_WARNINGS = "ignore::UserWarning"
+
+
+_CONFIG_PREFIX = os.path.join(tempfile.gettempdir(), "sglang-hathora-logging-")
+
+
 def configure_logging(settings: Settings) -> None:
     """Idempotent: replaces the handlers it installed before (tests configure more than once)."""
+    library_config = library_logging_config(settings)
+    logging.config.dictConfig(library_config)
+    _share_with_sglang(library_config)
+    _quiet_children_warnings(settings.log_level)
     formatter = JsonFormatter() if settings.log_format == "json" else TextFormatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if settings.log_file is not None:

@@ -33,6 +33,7 @@ from sglang_hathora.observability import configure_logging, logger
 from sglang_hathora.regions import UnknownRegionError
 from sglang_hathora.registration import NegRegistrar, RegistrationConfigError, plan_registration
 from sglang_hathora.settings import Settings, load_settings_or_exit
+from sglang_hathora.startup import StartupPhases
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -61,6 +62,11 @@ class HathoraServer(uvicorn.Server):
         # action would end us with no word and no detach).
         loop.add_signal_handler(signal.SIGQUIT, self.lifecycle.engine_died)
 
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.lifecycle.startup.port_bound()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         name = signal.Signals(sig).name
         if self.lifecycle.stopping:
@@ -78,8 +84,10 @@ class HathoraServer(uvicorn.Server):
             self.force_exit = True
 
 
-def build_server(settings: Settings, registrar: NegRegistrar | None = None) -> HathoraServer:
-    lifecycle = Lifecycle(settings, registrar)
+def build_server(
+    settings: Settings, registrar: NegRegistrar | None = None, startup: StartupPhases | None = None
+) -> HathoraServer:
+    lifecycle = Lifecycle(settings, registrar, startup)
     app = create_app(settings, lifecycle)
     config = uvicorn.Config(
         app,
@@ -105,8 +113,10 @@ def build_server(settings: Settings, registrar: NegRegistrar | None = None) -> H
 def main() -> int:
     # SGLang's serving layer still returns FastAPI's deprecated ORJSONResponse; nothing for us to act on.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    startup = StartupPhases()
     settings = load_settings_or_exit()
     configure_logging(settings)
+    startup.advance("configuration")
     try:
         plan = plan_registration(settings)
     except (ServiceAccountKeyError, UnknownRegionError, RegistrationConfigError) as exc:
@@ -121,7 +131,7 @@ def main() -> int:
         settings.hathora_process_id or "none",
         f"{plan.mode} for {settings.hathora_hostname}:{settings.hathora_default_port}" if plan else "off",
     )
-    server = build_server(settings, NegRegistrar(plan, settings) if plan else None)
+    server = build_server(settings, NegRegistrar(plan, settings) if plan else None, startup)
     engine = server.lifecycle.engine
     try:
         server.run()

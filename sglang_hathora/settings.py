@@ -88,8 +88,9 @@ class Settings(BaseSettings):
         8.0, ge=0, le=3600, description="Seconds in-flight requests may take to finish after SIGTERM."
     )
     # Stall watchdog (watchdog.py). 120 s: the longest silence with work pending is one long prefill
-    # alone; measured 4.4 s for a 4,000-token prompt on 2 CPU cores (SmolLM2-135M), and GPU prefill of a
-    # 128k-token prompt on a 70B model is tens of seconds; SGLang's own watchdog waits 300 s.
+    # alone; the first 4,000-token prefill after start took 37 s on 2 CPU cores (SmolLM2-135M; 7.3 s
+    # later), a GPU prefill of a 128k-token prompt on a 70B model tens of seconds; SGLang's own
+    # watchdog waits 300 s.
     engine_stall_timeout: float = Field(
         120.0,
         ge=0,

@@ -44,6 +44,7 @@ class ServerProcess:
     port_answered_after: float | None = None
     health_codes: list[tuple[int, dict]] = field(default_factory=list)
     last_unready_at: float | None = None  # monotonic time of the last /health answer that was not 200
+    ready_after: float | None = None  # seconds from start to the first /health 200
 
     @property
     def base_url(self) -> str:
@@ -78,6 +79,7 @@ class ServerProcess:
                     self.port_answered_after = time.monotonic() - self.started_at
                 self.health_codes.append((response.status_code, response.json()))
                 if response.status_code == 200:
+                    self.ready_after = time.monotonic() - self.started_at
                     return
                 self.last_unready_at = time.monotonic()
                 time.sleep(0.1)

@@ -128,7 +128,11 @@ def test_sigterm_while_the_scheduler_loads_the_model_ends_it(tmp_path) -> None:
     try:
         wait_for(lambda: scheduler_of(server) is not None, 120, "the scheduler process")
         time.sleep(1.0)
-        assert httpx.get(f"{server.base_url}/health", timeout=5).json()["engine_status"] == "loading"
+        loading = httpx.get(f"{server.base_url}/health", timeout=5)
+        assert loading.status_code == 503 and loading.json()["engine_status"] == "loading"
+        assert loading.json()["startup"]["phase"] in ("sglang_import", "engine_build")
+        live = httpx.get(f"{server.base_url}/livez", timeout=5)  # liveness: 200 while loading
+        assert live.status_code == 200 and live.json()["engine_status"] == "loading"
         server.proc.send_signal(signal.SIGTERM)
         code, took = exit_code_within(server, 5)
         assert code == 0
