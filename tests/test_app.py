@@ -32,8 +32,15 @@ def test_health_is_503_while_loading(loading_client: TestClient) -> None:
     body = response.json()
     assert body["status"] == "unavailable" and body["engine_status"] == "loading"
     assert body["hathora_region"] == "London"
-    assert set(body) == {"status", "engine_status", "hathora_region", "model_path", "timestamp"}
+    assert set(body) == {"status", "engine_status", "hathora_region", "model_path", "timestamp", "startup"}
+    assert set(body["startup"]) == {"phase", "elapsed", "phases"} and body["startup"]["elapsed"] > 0
     assert response.headers["retry-after"]
+
+
+def test_liveness_is_200_while_loading(loading_client: TestClient) -> None:
+    response = loading_client.get("/livez")
+    assert response.status_code == 200
+    assert response.json()["status"] == "alive" and response.json()["engine_status"] == "loading"
 
 
 def test_generation_is_503_in_openai_shape_while_loading(loading_client: TestClient) -> None:
