@@ -50,6 +50,24 @@ async def send_error(
     await send({"type": "http.response.body", "body": data})
 
 
+# SGLang answers 500 "Grammar accept_token failed" when no token of the vocabulary satisfies the
+# request's grammar (found by the fuzz run: the regex "\x04", a byte SmolLM2 has no token for): the
+# request's fault, so a 400 naming the grammar field, with words a client can act on.
+_UNSATISFIABLE_GRAMMAR = "Grammar accept_token failed"
+GRAMMAR_FIELDS = ("regex", "ebnf", "json_schema", "response_format", "structural_tag", "tools")
+
+
+def client_fault(message: str, status: int) -> tuple[str, int]:
+    """SGLang's (message, status) with the failures that are the request's fault made a 400."""
+    if status >= 500 and message.startswith(_UNSATISFIABLE_GRAMMAR):
+        return (
+            "No token of this model's vocabulary satisfies the request's grammar; relax the constraint. "
+            f"Engine said: {message.splitlines()[0]}",
+            400,
+        )
+    return message, status
+
+
 def from_sglang_error(
     body: bytes, status: int, fields: tuple[str, ...] = (), default_param: str | None = None
 ) -> JSONResponse:
@@ -63,10 +81,11 @@ def from_sglang_error(
         flat = {}
     if not isinstance(flat, dict):
         flat = {}
-    message = str(flat.get("message") or f"request failed with status {status}")
+    engine_status = status
+    message, status = client_fault(str(flat.get("message") or f"request failed with status {status}"), status)
     code = flat.get("code")
     # SGLang puts the HTTP status in `code`; OpenAI's code is a symbol or null.
-    code = None if code in (None, status, str(status)) else code
+    code = None if code in (None, engine_status, str(engine_status)) else code
     if status == 400 and "context length" in message:
         code = "context_length_exceeded"  # SGLang's message carries the token counts
     param = flat.get("param") or _named_field(message, fields) or (default_param if status == 400 else None)

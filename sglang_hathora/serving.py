@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from sglang_hathora.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Ticket
 from sglang_hathora.engine_rids import engine_rids_of_this_request, record_engine_rids
-from sglang_hathora.errors import error_response, from_sglang_error, streaming_error_event
+from sglang_hathora.errors import GRAMMAR_FIELDS, client_fault, error_response, from_sglang_error, streaming_error_event
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer, logger
 from sglang_hathora.prompt_size import PromptSizer
@@ -194,7 +194,7 @@ class OpenAIServing:
                 result.body,
                 result.status_code,
                 tuple(name for name in self.checker.rules[endpoint.kind] if name != "model"),
-                "messages" if endpoint.kind == "chat" else "prompt",
+                _grammar_field(request) or ("messages" if endpoint.kind == "chat" else "prompt"),
             )
         return result
 
@@ -234,7 +234,8 @@ class OpenAIServing:
                 if event is not None and isinstance(error := event.get("error"), dict):
                     # SGLang's own error event is flat-ish ("object", "type": "BAD_REQUEST", code 400).
                     status = error.get("code") if isinstance(error.get("code"), int) else 500
-                    text, finish_reason = streaming_error_event(str(error.get("message")), status), "error"
+                    message, status = client_fault(str(error.get("message")), status)
+                    text, finish_reason = streaming_error_event(message, status), "error"
                 elif event is not None:
                     if event.get("usage") and not event.get("choices"):
                         usage = event["usage"]
@@ -309,3 +310,8 @@ def _log_request(request: Any, request_id: str) -> None:
         )
         logger.debug("[%s] prompt: %r", request_id, request.prompt)
     logger.info("[%s] Starting generation", request_id)
+
+
+def _grammar_field(request: Any) -> str | None:
+    """The grammar field a request sets (an engine error about its grammar names it)."""
+    return next((name for name in GRAMMAR_FIELDS if getattr(request, name, None) not in (None, [])), None)

@@ -52,6 +52,9 @@ KILLERS = [
     ("batch prompt that tokenizes to nothing", COMPLETIONS, completion(prompt=["a", "\x06" * 9]), 400, "prompt", None),
     ("no-token prompt, n=2", COMPLETIONS, completion(prompt="\x06", n=2), 400, "prompt", None),
     ("no-token prompt, streamed", COMPLETIONS, completion(prompt="\x06", stream=True), 400, "prompt", None),
+    # a grammar no token can satisfy (0x04 has no token): SGLang answered 500 "Grammar accept_token failed"
+    ("regex no token satisfies", COMPLETIONS, completion(regex="\x04"), 400, "regex", None),
+    ("ebnf no token satisfies", COMPLETIONS, completion(ebnf='root ::= "\x04"'), 400, "ebnf", None),
     (
         "repetition_penalty 5e-324 (NaN)",
         COMPLETIONS,
