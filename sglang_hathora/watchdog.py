@@ -51,7 +51,11 @@ class EngineWatchdog:
                 last_stamp, progress_at = stamp, now  # new output, or work that just arrived
             was_pending = pending
             if pending and now - progress_at > self.timeout:
-                self._stall(f"no output for {now - progress_at:.0f} s with {len(self.manager.rid_to_state)} pending")
+                rids = list(self.manager.rid_to_state)
+                if all(str(rid).startswith(CANARY_RID_PREFIX) for rid in rids):  # idle but for the canary
+                    self._stall(f"a one-token canary did not finish in {self.timeout:.0f} s while idle")
+                else:
+                    self._stall(f"no output for {now - progress_at:.0f} s with {len(rids)} pending")
                 return
             if canary is not None and canary.done():
                 if canary.result() is not None:
