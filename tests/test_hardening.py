@@ -219,13 +219,15 @@ def test_flood_of_abandoned_requests_is_aborted_promptly(server: ServerProcess) 
     with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
         list(pool.map(abandon, range(64)))
     # Nothing abandoned keeps running: the engine's queue empties within a few seconds.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a bound that catches a backlog (64 x 400 tokens would take minutes)
     while engine_requests(server) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert engine_requests(server) == 0
     fresh = timed_answer(server)
     print(f"flood: idle latency {idle:.2f} s, after the flood {fresh:.2f} s")  # shown with pytest -s
-    assert fresh < 2 * idle, (fresh, idle)
+    # A generous bound, not a timing assertion: had the flood not been aborted, the next answer would
+    # wait behind 64 x 400 tokens (minutes on 2 cores); "under 2x idle" failed once on CI noise.
+    assert fresh < max(3 * idle, idle + 5), (fresh, idle)
     aborted = scrape(httpx.get(f"{server.base_url}/metrics").text)
     assert aborted["sglang_hathora_aborted_requests_total{reason=client_disconnected}"] >= 32
 
