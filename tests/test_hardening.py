@@ -225,9 +225,11 @@ def test_flood_of_abandoned_requests_is_aborted_promptly(server: ServerProcess) 
     assert engine_requests(server) == 0
     fresh = timed_answer(server)
     print(f"flood: idle latency {idle:.2f} s, after the flood {fresh:.2f} s")  # shown with pytest -s
-    # A generous bound, not a timing assertion: had the flood not been aborted, the next answer would
-    # wait behind 64 x 400 tokens (minutes on 2 cores); "under 2x idle" failed once on CI noise.
-    assert fresh < max(3 * idle, idle + 5), (fresh, idle)
+    # A generous bound, not a timing ratio: had the flood not been aborted, the next answer would wait
+    # behind 64 x 400 tokens (25,600 tokens at ~60 tokens/s on 2 cores: about 7 min). Measured: 17.8 s
+    # right after the flood on a freshly started server (new batch shapes are slow the first time on
+    # CPU) against 4.7 s idle, so "under 2x idle" failed on a cold server.
+    assert fresh < 60, (fresh, idle)
     aborted = scrape(httpx.get(f"{server.base_url}/metrics").text)
     assert aborted["sglang_hathora_aborted_requests_total{reason=client_disconnected}"] >= 32
 
