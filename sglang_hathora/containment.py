@@ -15,12 +15,13 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sglang_hathora.admission import GENERATION_PATHS
 from sglang_hathora.errors import send_error, streaming_error_event
 from sglang_hathora.observability import logger
 
 
 class InFlight:
-    """The HTTP requests being handled, so that a dying engine can answer each of them."""
+    """The generation requests being handled, so that a dying engine can answer each of them."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task] = set()
@@ -60,7 +61,11 @@ class ContainmentMiddleware:
                 state["ended"] = True
             await send(message)
 
-        self.in_flight.tasks.add(task)
+        # Only requests that wait on the engine are failed with it: a /health or /metrics read that
+        # happened to be in flight at that moment answers normally (a CI run's /health poll got the
+        # engine_stalled error body instead of /health's own 503).
+        if scope["path"] in GENERATION_PATHS:
+            self.in_flight.tasks.add(task)
         try:
             await self.app(scope, receive, watched_send)
         except asyncio.CancelledError:

@@ -103,19 +103,23 @@ class ComputeNegApi:
         """Run call(timeout) until it succeeds, a non-retryable error, the deadline, or stopping()."""
         delay = _BACKOFF_FIRST
         attempt = 1
+        last: Exception | None = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise NegError(f"{what}: no time left")
+                # The caller (and /health's error class) should see what GCP said, not our bookkeeping.
+                raise last if last is not None else NegError(f"{what}: no time left")
             if stopping is not None and stopping():
                 raise NegError(f"{what}: not sent, the process is stopping")
             try:
                 return call(min(self.call_timeout, remaining))
             except Exception as exc:
-                if not _is_retryable(exc) or time.monotonic() + delay >= deadline:
+                pause = delay * random.uniform(0.8, 1.2)  # jittered: many servers restart together
+                if not _is_retryable(exc) or time.monotonic() + pause >= deadline:
                     raise
-                logger.warning("%s failed (attempt %d: %s); retrying in %.1f s", what, attempt, _brief(exc), delay)
-            time.sleep(delay * random.uniform(0.8, 1.2))
+                last = exc
+                logger.warning("%s failed (attempt %d: %s); retrying in %.1f s", what, attempt, _brief(exc), pause)
+            time.sleep(pause)
             delay = min(delay * 2, _BACKOFF_MAX)
             attempt += 1
 
