@@ -1,10 +1,12 @@
 """Entry point: ``python serve_hathora.py`` starts the sglang-hathora server.
 
-The code lives in the sglang_hathora package; this file stays import-safe because SGLang spawns
-its workers with the "spawn" start method, which re-imports the main module in each child.
+The code lives in the sglang_hathora package. SGLang starts its workers with the "spawn" start
+method, which re-imports this file in each child as ``__mp_main__``: so nothing is imported at the
+top level. Importing the server here cost each child (scheduler, detokenizer) our FastAPI app and
+its dependencies, about 1 s of CPU on the start-up's critical path.
 """
 
-from sglang_hathora.server import exit_now, main
-
 if __name__ == "__main__":
+    from sglang_hathora.server import exit_now, main
+
     exit_now(main())

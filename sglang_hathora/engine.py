@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import threading
 import time
 from typing import Any
@@ -33,6 +34,13 @@ _CPU_ENGINE_ARGS: dict[str, Any] = {
     "disable_cuda_graph": True,
     "disable_overlap_schedule": True,
 }
+# SGLang reads these from the environment, in this process and in the children it spawns.
+# SGLANG_SANITIZE_NAN_LOGITS: a grammar that allows no token at some step masks a whole row of
+# logits to -inf; with top_p/top_k/min_p the sampler's torch.multinomial then raised "probability
+# tensor contains either inf, nan or element < 0" and the scheduler died (a fuzz killer: regex "\x04",
+# temperature 1, top_p 0.5). Sanitized (-inf -> -1e30) the row samples some token, the grammar
+# refuses it and only that request fails (400). The cost is one nan_to_num_ over the logits per step.
+ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
 # On CPU mem_fraction_static is a share of host RAM; 5% of 24 GiB holds a 4096-token pool easily.
 _CPU_DEFAULTS: dict[str, Any] = {"mem_fraction_static": 0.05, "max_total_tokens": 4096, "context_length": 4096}
 
@@ -112,6 +120,8 @@ class EngineService:
             if self.settings.model_path is None:
                 self.model_path = str(await in_daemon_thread(bundled_model.prepare, self.settings.model_cache_dir))
             phases.advance("sglang_import")
+            for key, value in ENGINE_ENVIRONMENT.items():
+                os.environ.setdefault(key, value)  # an operator's own value wins
             await in_daemon_thread(_import_sglang)
             args = engine_args(self.settings, self.model_path, self.device)
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)

@@ -55,6 +55,25 @@ KILLERS = [
     # a grammar no token can satisfy (0x04 has no token): SGLang answered 500 "Grammar accept_token failed"
     ("regex no token satisfies", COMPLETIONS, completion(regex="\x04"), 400, "regex", None),
     ("ebnf no token satisfies", COMPLETIONS, completion(ebnf='root ::= "\x04"'), 400, "ebnf", None),
+    # ... and sampled with top_p or min_p: the row of logits all -inf made torch.multinomial raise in
+    # the scheduler ("probability tensor contains either inf, nan or element < 0"; the fuzz run's NaN)
+    ("regex no token satisfies, top_p", COMPLETIONS, completion(regex="\x04", top_p=0.5), 400, "regex", None),
+    ("regex no token satisfies, min_p", COMPLETIONS, completion(regex="\x04", min_p=0.5), 400, "regex", None),
+    (
+        "json_schema no token satisfies, top_p",
+        CHAT,
+        chat(
+            temperature=1,
+            top_p=0.9,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "\x04"}},
+            },
+        ),
+        400,
+        "response_format",
+        None,
+    ),
     (
         "repetition_penalty 5e-324 (NaN)",
         COMPLETIONS,
