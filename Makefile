@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requ
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
-.PHONY: setup model serve test lint bench bench-ready clean
+.PHONY: setup model serve test lint bench bench-ready docker-cpu clean
 
 setup: $(STAMP) model
 
@@ -23,13 +23,13 @@ serve: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(VENV)/bin/hadolint Dockerfile.hathora
+	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/hadolint Dockerfile.hathora
+	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu
 
 # Benchmarks (not tests): about 12 minutes on 2 cores; see bench/README.md.
 bench: setup $(BENCH_STAMP)
@@ -44,6 +44,12 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt -c $(VENV)/installed.txt
 	rm -f $(VENV)/.bench-*
 	touch $@
+
+# The CPU image with the bundled model inside (needs a Docker engine; no network at build time but
+# the package registries for the wheelhouse): docker run --rm -p 8000:8000 sglang-hathora:cpu
+docker-cpu: $(STAMP)
+	base=$$(scripts/docker_base.sh) && VENV=$(VENV) scripts/docker_wheelhouse.sh && \
+	docker build --quiet --network host --build-arg BASE=$$base -f docker/Dockerfile.cpu -t sglang-hathora:cpu .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""The CPU image for real: ``make docker-cpu`` builds it, ``docker run`` serves the bundled model.
+
+Skipped, with one line, only where no Docker engine answers. The container shares the host's
+network (``--network host``) so that it listens on a free loopback port and reaches the fake
+Compute API on 127.0.0.1, like every other test here; it is removed by name at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+
+import httpx
+import openai
+import pytest
+
+from tests.fake_compute import FakeCompute
+from tests.hathora_support import FQDN_ENDPOINT, registration_env, wait_for
+from tests.server_process import PROJECT_DIR, free_port
+
+IMAGE = "sglang-hathora:cpu"
+BUILD_TIMEOUT = 1800  # a cold build (base image, wheelhouse, install) took about 8 min here
+READY_TIMEOUT = 240
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return docker("info", timeout=20, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers `docker info` here")
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    subprocess.run(["make", "docker-cpu"], cwd=PROJECT_DIR, check=True, timeout=BUILD_TIMEOUT)
+    return IMAGE
+
+
+class Container:
+    def __init__(self, image: str, env: dict[str, str]) -> None:
+        self.name = f"sglang-hathora-test-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.env = {"HOST": "127.0.0.1", "PORT": str(self.port), "NO_PROXY": "127.0.0.1,localhost", **env}
+        flags = [item for key, value in self.env.items() for item in ("-e", f"{key}={value}")]
+        docker("run", "-d", "--name", self.name, "--network", "host", *flags, image)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < READY_TIMEOUT:
+            assert self.state("{{.State.Running}}") == "true", self.logs()
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=5).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"not ready in {READY_TIMEOUT} s:\n{self.logs()}")
+
+    def state(self, template: str) -> str:
+        return docker("inspect", "--format", template, self.name).stdout.strip()
+
+    def logs(self) -> str:
+        result = docker("logs", self.name, check=False)
+        return (result.stdout + result.stderr)[-4000:]
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+
+def test_cpu_image_serves_as_pid_1_non_root_healthy_and_stops_with_0(image: str) -> None:
+    container = Container(image, {})
+    try:
+        container.wait_ready()
+        client = openai.OpenAI(base_url=f"{container.base_url}/v1", api_key="x", max_retries=0, timeout=120)
+        answer = client.chat.completions.create(model="sglang", messages=QUESTION, temperature=0, max_tokens=8)
+        text = answer.choices[0].message.content
+        assert "Paris" in text, text
+        stream = client.chat.completions.create(
+            model="sglang", messages=QUESTION, temperature=0, max_tokens=8, stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == text
+
+        # PID 1 is the server itself, as uid 10001 (no shell, no init in between).
+        command = docker("exec", container.name, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; id -u").stdout
+        assert command.split("\n")[:2] == ["python3 serve_hathora.py ", "10001"], command
+        wait_for(lambda: container.state("{{.State.Health.Status}}") == "healthy", 60, "HEALTHCHECK healthy")
+
+        stopped_at = time.monotonic()
+        docker("stop", "-t", "30", container.name, timeout=60)
+        assert time.monotonic() - stopped_at < 30  # within the grace period, not killed at its end
+        assert container.state("{{.State.ExitCode}}") == "0", container.logs()
+        assert "Exited with status 0" in container.logs()
+    finally:
+        container.remove()
+
+
+def test_cpu_image_attaches_after_ready_and_detaches_on_docker_stop(
+    image: str, fake_compute: FakeCompute, service_account
+) -> None:
+    scope, neg = "regions/us-west1", "llm-serve-us-west1"
+    fake_compute.create_neg(scope, neg)
+    container = Container(image, registration_env(fake_compute, service_account))
+    try:
+        container.wait_ready()
+        wait_for(lambda: fake_compute.endpoints(scope, neg) == [FQDN_ENDPOINT], 60, "attached")
+        docker("stop", "-t", "30", container.name, timeout=60)
+        assert fake_compute.endpoints(scope, neg) == []  # detached before the process ended
+        assert fake_compute.calls_of("detach")
+        assert container.state("{{.State.ExitCode}}") == "0", container.logs()
+    finally:
+        container.remove()
+
+
+def test_cpu_image_with_a_bad_port_exits_2_with_one_line(image: str) -> None:
+    result = docker("run", "--rm", "-e", "PORT=abc", image, check=False, timeout=120)
+    assert result.returncode == 2, result
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and "PORT" in lines[0], lines
