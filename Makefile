@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requ
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
-.PHONY: setup model serve test lint bench bench-ready docker-cpu clean
+.PHONY: setup model serve test lint bench bench-ready docker-cpu docker-hathora-standin clean
 
 setup: $(STAMP) model
 
@@ -23,13 +23,13 @@ serve: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu
+	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu
+	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
 
 # Benchmarks (not tests): about 12 minutes on 2 cores; see bench/README.md.
 bench: setup $(BENCH_STAMP)
@@ -50,6 +50,15 @@ $(BENCH_STAMP): $(STAMP)
 docker-cpu: $(STAMP)
 	base=$$(scripts/docker_base.sh) && VENV=$(VENV) scripts/docker_wheelhouse.sh && \
 	docker build --quiet --network host --build-arg BASE=$$base -f docker/Dockerfile.cpu -t sglang-hathora:cpu .
+
+# Dockerfile.hathora, every instruction of it, built on a local stand-in of the official SGLang image
+# (sglang and torch in the system Python, as root; docker/Dockerfile.sglang-standin says what it cannot
+# prove: CUDA). The tests run the result on the CPU: sglang-hathora:standin
+STANDIN := local/sglang-standin:v0.5.23
+docker-hathora-standin: $(STAMP)
+	base=$$(scripts/docker_base.sh) && VENV=$(VENV) scripts/docker_wheelhouse.sh && \
+	docker build --quiet --network host --build-arg BASE=$$base -f docker/Dockerfile.sglang-standin -t $(STANDIN) . && \
+	docker build --quiet --network host --build-arg SGLANG_IMAGE=$(STANDIN) -f Dockerfile.hathora -t sglang-hathora:standin .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

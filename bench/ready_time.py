@@ -1,6 +1,6 @@
 """Time to ready, this server against ``python -m sglang.launch_server`` with the same engine
 arguments (``make bench-ready``): started one at a time, in interleaved pairs (A B, B A, ...), each
-measured from spawn to its first 200 on /v1/models; reports each run, the median of each, and the
+measured from spawn to the first answered one-token chat completion; reports each run, the median of each, and the
 median of the pairwise ratios (ours / launch_server, below 1.0 = ours is ready sooner)."""
 
 from __future__ import annotations

@@ -95,13 +95,9 @@ class Contender:
                     with socket.socket() as sock:
                         if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                             self.bound_after_s = time.monotonic() - started
-                if self.bound_after_s is not None:
-                    try:
-                        if probe.get(f"{self.url}/v1/models").status_code == 200:
-                            self.ready_after_s = time.monotonic() - started
-                            break
-                    except httpx.HTTPError:
-                        pass
+                if self.bound_after_s is not None and self._answers(probe):
+                    self.ready_after_s = time.monotonic() - started
+                    break
                 time.sleep(POLL_INTERVAL_S)
             else:
                 raise TimeoutError(f"{self.name} not ready in {timeout} s; see {self.log}")
@@ -112,6 +108,25 @@ class Contender:
             f"PSS {self.idle_pss_mb:.0f} MB",
             flush=True,
         )
+
+    def _answers(self, probe: httpx.Client) -> bool:
+        """Ready means a user's request is answered, not that a route answers: launch_server's
+        /v1/models says 200 as soon as its port is bound, before its warm-up request has run (about
+        1-3 s here), while ours says 503 until its warm-up is done. So the probe ends with a real
+        one-token chat completion, which a loading server refuses or holds until it can serve it."""
+        try:
+            models = probe.get(f"{self.url}/v1/models")
+            if models.status_code != 200:
+                return False
+            body = {
+                "model": models.json()["data"][0]["id"],
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 1,
+                "temperature": 0,
+            }
+            return probe.post(f"{self.url}/v1/chat/completions", json=body, timeout=120).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

