@@ -21,7 +21,10 @@ def test_what_the_base_has_is_kept_at_its_version_whatever_the_spelling() -> Non
         ["# ours", "Prometheus_Client==0.26.0", "psutil==7.2.2  # pinned", "", "pydantic-settings==2.16.3"], have
     )
     assert missing == ["pydantic-settings==2.16.3"]
-    assert kept == ["prometheus-client==0.20.0 (ours: Prometheus_Client==0.26.0)", "psutil==5.9.8 (ours: psutil==7.2.2)"]
+    assert kept == [
+        "prometheus-client==0.20.0 (ours: Prometheus_Client==0.26.0)",
+        "psutil==5.9.8 (ours: psutil==7.2.2)",
+    ]
 
 
 def test_run_against_this_interpreter_writes_both_files(tmp_path: Path) -> None:
