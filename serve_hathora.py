@@ -7,6 +7,6 @@ its dependencies, about 1 s of CPU on the start-up's critical path.
 """
 
 if __name__ == "__main__":
-    from sglang_hathora.server import exit_now, main
+    from sglang_hathora.http.server import exit_now, main
 
     exit_now(main())

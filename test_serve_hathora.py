@@ -18,6 +18,8 @@ import pytest
 
 from tests.server_process import ServerProcess
 
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
+
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import PROJECT, contenders
-from sglang_hathora import bundled_model
+from sglang_hathora.engine import bundled_model
 from sglang_hathora.settings import Settings
 
 

@@ -2,7 +2,7 @@
 baseline, each measured with ``sglang.bench_serving --backend sglang-oai-chat`` (unmodified) in one run.
 
 Each contender runs on its own 127.0.0.1 port with the same engine settings (both SGLang contenders
-get the arguments of ``sglang_hathora.engine.engine_args``). The two SGLang servers run side by side
+get the arguments of ``sglang_hathora.engine.service.engine_args``). The two SGLang servers run side by side
 (both with sleep_on_idle, so the idle one costs nothing) and are measured in interleaved pairs,
 A B, B A, A B, ..., because back-to-back runs of the same server differ by up to 30% on 2 cores
 (shared/reference/bench-serving.md); the ratio reported is the median of the pairwise ratios. The HF
@@ -33,8 +33,8 @@ POLL_INTERVAL_S = 0.25  # readiness probe period: 0.6% of a 40 s start, the same
 sys.path.insert(0, str(PROJECT))
 
 from bench.report import write_reports  # noqa: E402
-from sglang_hathora import bundled_model, cpu_compat  # noqa: E402
-from sglang_hathora.engine import engine_args, resolve_device  # noqa: E402
+from sglang_hathora.engine import bundled_model, cpu_compat  # noqa: E402
+from sglang_hathora.engine.service import engine_args, resolve_device  # noqa: E402
 from sglang_hathora.settings import Settings  # noqa: E402
 
 OURS, SGLANG, HF = "sglang-hathora", "sglang.launch_server", "HF transformers baseline"

@@ -18,12 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sglang_hathora.admission import Admission, AdmissionMiddleware
-from sglang_hathora.containment import ContainmentMiddleware, InFlight
+from sglang_hathora.http.admission import AdmissionMiddleware
+from sglang_hathora.http.containment import ContainmentMiddleware
+from sglang_hathora.http.timing import TimingMiddleware
+from sglang_hathora.lifecycle.tasks import GenerationTasks
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer
-from sglang_hathora.serving import OpenAIServing
-from sglang_hathora.timing import TimingMiddleware
+from sglang_hathora.openai.admission import Admission
+from sglang_hathora.openai.in_flight import InFlightTable
+from sglang_hathora.openai.streams import observe_stream
 
 CHUNKS = 20_000
 CHUNK = (
@@ -50,18 +53,16 @@ CHUNK = (
 
 
 class _NoEngine:
-    def __init__(self) -> None:
-        self.rid_to_state: dict = {}
+    """What the in-flight table asks of the SGLang adapter, with no engine behind it."""
 
-    def abort_request(self, rid: str) -> None:
+    def collect_rids(self) -> list[str]:
+        return []
+
+    def live(self, rids: list[str]) -> list[str]:
+        return []
+
+    def abort(self, rid: str) -> None:
         pass
-
-
-def observer() -> OpenAIServing:
-    serving = OpenAIServing.__new__(OpenAIServing)  # the stream observer needs no engine
-    serving.metrics, serving.tokenizer_manager = Metrics(), _NoEngine()
-    serving.abort_reasons, serving.active = {}, {}
-    return serving
 
 
 async def source():
@@ -70,10 +71,12 @@ async def source():
     yield "data: [DONE]\n\n"
 
 
-async def observe_stream() -> float:
-    serving = observer()
+async def through_observer() -> float:
+    metrics = Metrics()
+    table = InFlightTable(_NoEngine(), metrics)
+    table.add("x")
     started = time.perf_counter()
-    async for _ in serving._observe_stream(source(), GenerationTimer("x", serving.metrics), "x", False):
+    async for _ in observe_stream(source(), "x", table, GenerationTimer("x", metrics), False):
         pass
     return (time.perf_counter() - started) / CHUNKS
 
@@ -95,7 +98,7 @@ async def through_middleware(wrapped: bool) -> float:
     stack = app
     if wrapped:
         admitted = AdmissionMiddleware(app, Admission(256, metrics))
-        stack = TimingMiddleware(ContainmentMiddleware(admitted, InFlight()), "Seattle", metrics)
+        stack = TimingMiddleware(ContainmentMiddleware(admitted, GenerationTasks()), "Seattle", metrics)
     scope = {
         "type": "http",
         "method": "POST",
@@ -109,7 +112,7 @@ async def through_middleware(wrapped: bool) -> float:
 
 
 async def main() -> None:
-    observe = min([await observe_stream() for _ in range(3)])
+    observe = min([await through_observer() for _ in range(3)])
     bare = min([await through_middleware(False) for _ in range(3)])
     wrapped = min([await through_middleware(True) for _ in range(3)])
     middleware = max(0.0, wrapped - bare)

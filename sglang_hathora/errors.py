@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Send
+
+from sglang_hathora.observability import logger
 
 _TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
@@ -29,25 +30,43 @@ def error_body(message: str, status: int, param: str | None = None, code: str | 
     return {"error": {"message": message, "type": error_type_for(status), "param": param, "code": code}}
 
 
-def error_response(
-    message: str,
-    status: int,
-    param: str | None = None,
-    code: str | int | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(error_body(message, status, param, code), status_code=status, headers=headers)
+class ApiError(Exception):
+    """Every failure a client sees, in OpenAI's shape: raised anywhere (checks, routes, serving),
+    answered by the one handler ``install_error_handlers`` installs; pure-ASGI middleware sends the
+    same response object (``await error.response()(scope, receive, send)``), and a stream that
+    fails midway ends with ``error.sse_event()``."""
 
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        *,
+        param: str | None = None,
+        code: str | int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message, self.status, self.param, self.code, self.headers = message, status, param, code, headers
 
-async def send_error(
-    send: Send, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
-) -> None:
-    """An OpenAI-shaped error straight from pure-ASGI middleware (no app involved)."""
-    data = json.dumps(error_body(message, status, code=code)).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    raw_headers += [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": data})
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.status, self.param, self.code)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+    def sse_event(self) -> str:
+        """A mid-stream failure as an SSE event the OpenAI SDK raises as APIError (never as content)."""
+        return f"data: {json.dumps(self.body())}\n\n"
+
+    @classmethod
+    def not_serving(cls, engine_status: str) -> ApiError:
+        """The engine is loading, failed, or the server is stopping."""
+        return cls(
+            f"The server is not ready ({engine_status}); retry shortly.",
+            503,
+            code="service_unavailable",
+            headers={"Retry-After": "5"},
+        )
 
 
 # SGLang answers 500 "Grammar accept_token failed" when no token of the vocabulary satisfies the
@@ -70,7 +89,7 @@ def client_fault(message: str, status: int) -> tuple[str, int]:
 
 def from_sglang_error(
     body: bytes, status: int, fields: tuple[str, ...] = (), default_param: str | None = None
-) -> JSONResponse:
+) -> ApiError:
     """Convert SGLang's flat ErrorResponse JSON into the nested shape, keeping its message.
 
     SGLang's errors rarely name a ``param``; the request field the message names (``fields``, in
@@ -89,7 +108,7 @@ def from_sglang_error(
     if status == 400 and "context length" in message:
         code = "context_length_exceeded"  # SGLang's message carries the token counts
     param = flat.get("param") or _named_field(message, fields) or (default_param if status == 400 else None)
-    return error_response(message, status, param=param, code=code)
+    return ApiError(message, status, param=param, code=code)
 
 
 # SGLang's words for some request fields.
@@ -118,40 +137,23 @@ def _named_field(message: str, fields: tuple[str, ...]) -> str | None:
     return named
 
 
-def streaming_error_event(message: str, status: int = 500, code: str | None = None) -> str:
-    """A mid-stream failure as an SSE event the OpenAI SDK raises as APIError (never as content)."""
-    return f"data: {json.dumps(error_body(message, status, code=code))}\n\n"
-
-
-class NotServingError(Exception):
-    """The engine is loading, failed, or the server is stopping: 503 with Retry-After."""
-
-    def __init__(self, engine_status: str) -> None:
-        super().__init__(engine_status)
-        self.engine_status = engine_status
-
-
 def install_error_handlers(app: FastAPI) -> None:
+    """The one handler of ApiError, and FastAPI's and Starlette's own errors turned into it."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status >= 499:  # the client went away, or we failed: worth a line with the request id
+            logger.info("[%s] %s", request.scope.get("state", {}).get("request_id", "-"), exc.message)
+        return exc.response()
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         not_found = "Not found: no such route (see /docs for the API)."
         message = not_found if exc.status_code == 404 else str(exc.detail)
-        return error_response(message, exc.status_code, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(NotServingError)
-    async def _not_serving(_: Request, exc: NotServingError) -> JSONResponse:
-        return error_response(
-            f"The server is not ready ({exc.engine_status}); retry shortly.",
-            503,
-            code="service_unavailable",
-            headers={"Retry-After": "5"},
-        )
+        return ApiError(message, exc.status_code, headers=getattr(exc, "headers", None)).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        return error_response(
-            f"Invalid request: {first.get('msg', 'validation failed')}",
-            400,
-            param=".".join(str(part) for part in first.get("loc", ())[1:]) or None,
-        )
+        param = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
+        return ApiError(f"Invalid request: {first.get('msg', 'validation failed')}", 400, param=param).response()

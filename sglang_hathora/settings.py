@@ -118,7 +118,9 @@ class Settings(BaseSettings):
         None, ge=1, description="Largest max_tokens a request may ask for; default: the context length."
     )
     allow_request_fields: str | None = Field(
-        None, description="Comma-separated request fields refused by default to let through (e.g. stop_regex)."
+        None,
+        description="Comma-separated request fields refused by default to let through (e.g. stop_regex); "
+        "checked against the bounds table at start (openai/request_bounds.py).",
     )
     max_request_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
     request_body_timeout: float = Field(
@@ -165,16 +167,6 @@ class Settings(BaseSettings):
     def _some_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _split(value.get_secret_value()):
             raise ValueError("holds no key (comma-separated keys expected); unset it to turn authentication off")
-        return value
-
-    @field_validator("allow_request_fields")
-    @classmethod
-    def _refusable_fields(cls, value: str | None) -> str | None:
-        from sglang_hathora.request_bounds import REFUSABLE
-
-        unknown = sorted(set(_split(value or "")) - REFUSABLE - {"response_format.structural_tag"})
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; choose from {', '.join(sorted(REFUSABLE))}")
         return value
 
     @cached_property

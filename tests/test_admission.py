@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from sglang_hathora.admission import TICKET_KEY, Admission, AdmissionMiddleware, Ticket
+from sglang_hathora.http.admission import AdmissionMiddleware
 from sglang_hathora.metrics import Metrics
+from sglang_hathora.openai.admission import TICKET_KEY, Admission, Ticket
 
 
 async def _receive() -> dict:

@@ -8,20 +8,25 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from sglang_hathora.app import create_app
-from sglang_hathora.lifecycle import Lifecycle
+from sglang_hathora.engine.service import EngineService
+from sglang_hathora.engine.startup import StartupPhases
+from sglang_hathora.http.app import create_app
+from sglang_hathora.lifecycle.lifecycle import Lifecycle
+from sglang_hathora.lifecycle.state import State
+from sglang_hathora.metrics import Metrics
 from sglang_hathora.settings import Settings
 
 
 @pytest.fixture
 def loading_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     settings = Settings(hathora_region="London", log_file=None)
-    lifecycle = Lifecycle(settings)
+    startup = StartupPhases()
+    lifecycle = Lifecycle(settings, EngineService(settings, startup), Metrics(), startup)
 
     async def never_loads() -> None:
         return None
 
-    monkeypatch.setattr(lifecycle, "start", never_loads)
+    monkeypatch.setattr(lifecycle, "_load", never_loads)
     with TestClient(create_app(settings, lifecycle)) as client:
         yield client
 
@@ -65,10 +70,10 @@ def test_root_describes_the_service(loading_client: TestClient) -> None:
     assert loading_client.get("/openapi.json").json()["paths"]["/v1/chat/completions"]
 
 
-def test_draining_reports_503(loading_client: TestClient) -> None:
-    loading_client.app.state.lifecycle.stopping = True
+def test_a_stop_reports_503_with_its_state(loading_client: TestClient) -> None:
+    assert loading_client.app.state.lifecycle.machine.to(State.DETACHING)
     response = loading_client.get("/health")
-    assert response.status_code == 503 and response.json()["engine_status"] == "draining"
+    assert response.status_code == 503 and response.json()["engine_status"] == "detaching"
 
 
 def test_models_is_503_until_the_engine_serves(loading_client: TestClient) -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sglang_hathora import bundled_model
+from sglang_hathora.engine import bundled_model
 
 
 def test_find_gguf_in_the_installed_wheel() -> None:
@@ -15,6 +15,7 @@ def test_find_gguf_in_the_installed_wheel() -> None:
     assert gguf.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and gguf.stat().st_size > 90_000_000
 
 
+@pytest.mark.engine  # a real process importing SGLang / a real conversion
 @pytest.mark.timeout(300)
 def test_prepare_converts_once_then_reuses(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="serve_hathora")

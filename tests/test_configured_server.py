@@ -18,7 +18,7 @@ from tests.server_process import ServerProcess
 KEYS = ("key-one-0123456789", "key-two-9876543210")
 HI = [{"role": "user", "content": "hi"}]
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,10 @@ def docker_engine_answers() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers `docker info` here")
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers `docker info` here"),
+]
 
 
 @pytest.fixture(scope="module")

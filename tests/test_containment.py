@@ -1,4 +1,4 @@
-"""ContainmentMiddleware and InFlight: which requests a failing engine answers, and in what shape
+"""ContainmentMiddleware and GenerationTasks: which requests a failing engine answers, and in what shape
 (a narrow unit test on a tiny ASGI app; the real engine's failures are in test_hardening.py and
 test_lifecycle_stop.py)."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sglang_hathora.containment import ContainmentMiddleware, InFlight
+from sglang_hathora.http.containment import ContainmentMiddleware
+from sglang_hathora.lifecycle.tasks import GenerationTasks
 
 
 async def _request(app, path: str) -> tuple[int, dict]:
@@ -26,7 +27,7 @@ async def _request(app, path: str) -> tuple[int, dict]:
 
 def test_an_engine_failure_answers_generation_requests_and_leaves_health_alone() -> None:
     async def scenario() -> None:
-        in_flight = InFlight()
+        in_flight = GenerationTasks()
         entered = {"/health": asyncio.Event(), "/v1/chat/completions": asyncio.Event()}
         release = asyncio.Event()
 
@@ -54,5 +55,5 @@ def test_an_unknown_exception_is_a_500_in_openai_shape() -> None:
     async def app(scope, receive, send) -> None:
         raise KeyError("boom")
 
-    status, body = asyncio.run(_request(ContainmentMiddleware(app, InFlight()), "/v1/completions"))
+    status, body = asyncio.run(_request(ContainmentMiddleware(app, GenerationTasks()), "/v1/completions"))
     assert status == 500 and body["error"]["code"] == "internal_error" and "boom" not in body["error"]["message"]

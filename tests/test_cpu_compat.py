@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sglang_hathora import cpu_compat
+from sglang_hathora.engine import cpu_compat
 
 CHILD_CHECK = """
 import os, sys

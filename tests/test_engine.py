@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sglang_hathora.engine import engine_args
+from sglang_hathora.engine.service import engine_args
 from sglang_hathora.settings import Settings
 from tests.server_process import ServerProcess
 
@@ -32,6 +32,7 @@ def test_settings_override_cpu_defaults() -> None:
     assert args["max_total_tokens"] == 2048 and args["mem_fraction_static"] == 0.1
 
 
+@pytest.mark.engine  # a real process importing SGLang / a real conversion
 @pytest.mark.timeout(300)
 def test_model_that_fails_to_load_ends_the_process(tmp_path) -> None:
     broken = tmp_path / "broken-model"

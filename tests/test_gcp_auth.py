@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from sglang_hathora.gcp_auth import ServiceAccountKeyError, credentials_from, decode_key
+from sglang_hathora.gcp.auth import ServiceAccountKeyError, credentials_from, decode_key
 from tests.fake_compute import encode_key, make_service_account_key
 
 

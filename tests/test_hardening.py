@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server_process import ServerProcess
 
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
+
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
 

@@ -18,7 +18,7 @@ from tests.fake_compute import FakeCompute
 from tests.hathora_support import FQDN_ENDPOINT, health, registration_env, wait_for
 from tests.server_process import ServerProcess
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
 DETACH_BUDGET = 2.0
 DRAIN_TIMEOUT = 5.0

@@ -7,8 +7,8 @@ import time
 import pytest
 from google.api_core.exceptions import ServiceUnavailable
 
-from sglang_hathora.gcp_auth import credentials_from
-from sglang_hathora.neg_client import ComputeNegApi, NegError, NegTarget
+from sglang_hathora.gcp.auth import credentials_from
+from sglang_hathora.gcp.neg_client import ComputeNegApi, NegError, NegTarget
 from tests.fake_compute import PROJECT, FakeCompute
 
 REGIONAL = NegTarget("regions/us-west1", "llm-serve-us-west1", (("fqdn", "abc.hathora.dev"), ("port", 7777)))
@@ -84,7 +84,7 @@ def test_api_down_gives_up_at_the_deadline(api, fake_compute, monkeypatch) -> No
     fake_compute.down = True
     # The longest jitter: a pause that fits the budget unjittered but not jittered used to end in
     # our own "no time left" instead of what GCP said (a CI run's /health showed "NegError").
-    monkeypatch.setattr("sglang_hathora.neg_client.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("sglang_hathora.gcp.neg_client.random.uniform", lambda low, high: high)
     started = time.monotonic()
     for budget in (0.22, 0.3, 0.7, 0.9, 1.7, 2.0):
         with pytest.raises(ServiceUnavailable):

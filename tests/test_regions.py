@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sglang_hathora.regions import HATHORA_TO_GCP_REGION, UnknownRegionError, gcp_region_for
+from sglang_hathora.gcp.regions import HATHORA_TO_GCP_REGION, UnknownRegionError, gcp_region_for
 
 
 @pytest.mark.parametrize(

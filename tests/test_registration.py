@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from sglang_hathora.gcp_auth import ServiceAccountKeyError
-from sglang_hathora.regions import UnknownRegionError
-from sglang_hathora.registration import RegistrationConfigError, plan_registration
+from sglang_hathora.gcp.auth import ServiceAccountKeyError
+from sglang_hathora.gcp.regions import UnknownRegionError
+from sglang_hathora.gcp.registration import RegistrationConfigError, plan_registration
 from sglang_hathora.settings import Settings
 from tests.fake_compute import encode_key
 

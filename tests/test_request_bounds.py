@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sglang_hathora import cpu_compat
-from sglang_hathora.bound_kinds import Limits, Refused
-from sglang_hathora.openapi_schema import request_schema
-from sglang_hathora.request_bounds import CHAT_RULES, COMPLETION_RULES, REFUSABLE, check_fields, sequences
+from sglang_hathora.engine import cpu_compat
+from sglang_hathora.openai.bound_kinds import Limits, Refused
+from sglang_hathora.openai.openapi_schema import request_schema
+from sglang_hathora.openai.request_bounds import CHAT_RULES, COMPLETION_RULES, REFUSABLE, check_fields, sequences
 
 cpu_compat.apply()  # before SGLang's first import (its protocol module imports torch and friends)
 protocol = pytest.importorskip("sglang.srt.entrypoints.openai.protocol")
@@ -133,7 +133,9 @@ def test_published_schema_has_the_bounds_and_not_the_refused_fields() -> None:
 
 
 def test_readme_lists_the_bounds_table() -> None:
-    from sglang_hathora.request_bounds import markdown_table
+    from sglang_hathora.openai.request_bounds import markdown_table
     from tests.server_process import PROJECT_DIR
 
-    assert markdown_table() in (PROJECT_DIR / "README.md").read_text(), "run python -m sglang_hathora.request_bounds"
+    assert markdown_table() in (PROJECT_DIR / "README.md").read_text(), (
+        "run python -m sglang_hathora.openai.request_bounds"
+    )

@@ -23,6 +23,8 @@ from schemathesis import GenerationMode
 
 from tests.server_process import ServerProcess
 
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
+
 PATHS = ("/v1/chat/completions", "/v1/completions")
 PER_PATH_AND_MODE = 500  # x 2 paths x 2 modes = 2,000 requests
 # Messages of errors about the body as a whole, where no single field is at fault.

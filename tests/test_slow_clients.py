@@ -13,7 +13,7 @@ import pytest
 
 from tests.server_process import ServerProcess
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 STALLED = 300
 BODY_TIMEOUT = 4
 HEADER_TIMEOUT = 3

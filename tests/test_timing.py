@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from sglang_hathora.http.timing import TimingMiddleware
 from sglang_hathora.observability import LOGGER_NAME
-from sglang_hathora.timing import TimingMiddleware
 
 
 async def stream(_request):

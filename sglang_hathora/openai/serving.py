@@ -1,0 +1,162 @@
+"""Where our policy wraps SGLang's OpenAI serving: ``OpenAIServing``.
+
+SGLang's serving classes do the protocol (chat template, tools, usage, streaming), reached through
+the adapter (engine/sglang_adapter.py). What is ours is here: the checks of request_checks.py,
+admission after them (weighted by sequences), the "sglang" alias, a fresh engine rid per request (a
+client's X-Request-Id can never equal or prefix another request's engine id), the request id as the
+response id, a 409 for an id already in progress, SGLang's errors in OpenAI's shape, aborting
+abandoned generations at once, and the generation log line and metrics measured at the HTTP boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from sglang_hathora.engine.sglang_adapter import Kind, SGLangAdapter
+from sglang_hathora.errors import GRAMMAR_FIELDS, ApiError, from_sglang_error
+from sglang_hathora.metrics import Metrics
+from sglang_hathora.observability import GenerationTimer, logger
+from sglang_hathora.openai.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Ticket
+from sglang_hathora.openai.in_flight import InFlightTable
+from sglang_hathora.openai.prompt_size import PromptSizer
+from sglang_hathora.openai.request_checks import RequestChecker, limits_for
+from sglang_hathora.openai.streams import observe_stream
+from sglang_hathora.settings import Settings
+
+# How often a non-streaming request checks that its client is still there. SGLang's own check runs
+# every 4 s; abandoned requests would hold engine slots that long.
+_DISCONNECT_POLL_SECONDS = 0.1
+
+
+class OpenAIServing:
+    def __init__(self, adapter: SGLangAdapter, settings: Settings, metrics: Metrics) -> None:
+        self.adapter = adapter
+        self.settings = settings
+        self.metrics = metrics
+        self.context_length = adapter.context_length
+        self.limits = limits_for(settings, self.context_length, adapter.vocab_size)
+        sizer = PromptSizer(adapter.tokenizer, self.context_length)
+        self.checker = RequestChecker(settings, self.limits, sizer, adapter.request_models)
+        self.in_flight = InFlightTable(adapter, metrics)
+
+    def openapi_bodies(self) -> dict[str, tuple[str, dict, dict]]:
+        """The request bodies /openapi.json publishes: SGLang's models with our bounds."""
+        from sglang_hathora.openai.openapi_schema import request_schema
+
+        bodies = {}
+        for path, kind in (("/v1/chat/completions", "chat"), ("/v1/completions", "completion")):
+            model = self.adapter.request_models[kind]
+            schema, definitions = request_schema(model, self.checker.rules[kind], self.limits)
+            bodies[path] = (model.__name__, schema, definitions)
+        return bodies
+
+    async def handle(self, kind: Kind, raw_request: Request) -> Response:
+        """One generation request, checked and admitted; raises ApiError for what a client did wrong."""
+        request_id: str = raw_request.scope["state"]["request_id"]
+        checked = await self.checker.parse(kind, raw_request)
+        if request_id in self.in_flight:
+            message = f"A request with X-Request-Id '{request_id}' is already in progress."
+            raise ApiError(message, 409, param="X-Request-Id")
+        ticket: Ticket | None = raw_request.scope["state"].get(TICKET_KEY)
+        if ticket is not None and not ticket.take(checked.sequences):
+            raise ApiError(
+                f"The server is at its limit of {ticket.admission.limit} concurrent sequences; retry shortly.",
+                429,
+                code="rate_limit_exceeded",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        request = checked.request
+        # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
+        request.model = self.settings.model_name
+        request.rid = self.adapter.new_rid()
+        _log_request(request, request_id)
+        logger.debug("[%s] engine rid %s", request_id, request.rid)
+        self.in_flight.add(request_id)
+        try:
+            response = await self._generate(kind, request, raw_request, request_id)
+        except BaseException:
+            self.in_flight.remove(request_id)
+            raise
+        if not isinstance(response, StreamingResponse):
+            self.in_flight.remove(request_id)  # a stream leaves the table when it ends (observe_stream)
+        return response
+
+    async def _generate(self, kind: Kind, request: Any, raw_request: Request, request_id: str) -> Response:
+        # Streams always end with SGLang's usage chunk, for our log line and metrics.
+        client_wants_usage = self.adapter.always_report_usage(request) if request.stream else False
+        timer = GenerationTimer(request_id, self.metrics)
+        if request.stream:
+            result = await self.adapter.generate(kind, request, raw_request)
+        else:
+            result = await self._until_done_or_disconnected(kind, request, raw_request, request_id)
+            if result is None:
+                timer.finish(None, None, "abort")
+                return Response(status_code=499)  # nobody is listening; the status is for the log line
+        if isinstance(result, StreamingResponse):
+            result.body_iterator = observe_stream(
+                result.body_iterator, request_id, self.in_flight, timer, client_wants_usage
+            )
+            return result
+        if isinstance(result, BaseModel):
+            body = result.model_dump(mode="json", by_alias=True)
+            body["id"] = request_id
+            usage = body.get("usage") or {}
+            reasons = [choice.get("finish_reason") for choice in body.get("choices", [])]
+            timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
+            if "abort" in reasons:
+                code, message = self.in_flight.abort_reason(request_id)
+                raise ApiError(message, 503, code=code)
+            return JSONResponse(body)
+        if isinstance(result, Response) and result.status_code >= 400:
+            logger.info("[%s] Rejected by the engine with status %d", request_id, result.status_code)
+            raise from_sglang_error(
+                result.body,
+                result.status_code,
+                tuple(name for name in self.checker.rules[kind] if name != "model"),
+                _grammar_field(request) or ("messages" if kind == "chat" else "prompt"),
+            )
+        return result
+
+    async def _until_done_or_disconnected(self, kind: Kind, request: Any, raw_request: Request, request_id: str) -> Any:
+        """Run a non-streaming request; if its client goes away, abort it in the engine at once."""
+        task = asyncio.ensure_future(self.adapter.generate(kind, request, raw_request))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
+                if done:
+                    return task.result()
+                if await raw_request.is_disconnected():
+                    self.in_flight.abort(request_id, "client_disconnected")
+                    return None
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+def _log_request(request: Any, request_id: str) -> None:
+    messages = getattr(request, "messages", None)
+    max_tokens = getattr(request, "max_completion_tokens", None) or getattr(request, "max_tokens", None)
+    what = (
+        f"Chat completion request: model={request.model}, messages={len(messages)}"
+        if messages is not None
+        else (f"Completion request: model={request.model}")
+    )
+    logger.info("[%s] %s, max_tokens=%s, stream=%s", request_id, what, max_tokens, bool(request.stream))
+    if messages is not None:
+        logger.debug("[%s] messages: %s", request_id, [m.model_dump(exclude_none=True) for m in messages])
+    else:
+        logger.debug("[%s] prompt: %r", request_id, request.prompt)
+    logger.info("[%s] Starting generation", request_id)
+
+
+def _grammar_field(request: Any) -> str | None:
+    """The grammar field a request sets (an engine error about its grammar names it)."""
+    return next((name for name in GRAMMAR_FIELDS if getattr(request, name, None) not in (None, [])), None)

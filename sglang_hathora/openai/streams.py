@@ -1,0 +1,74 @@
+"""Where a stream from SGLang is watched on its way to the client: ``observe_stream``.
+
+It gives each chunk the request id (SGLang's carry engine rids), passes on the final usage chunk only
+when the client asked for it (older clients crash on a chunk with empty choices), marks each token
+for the time-to-first-token and inter-token metrics, turns SGLang's own error events and engine-side
+aborts into OpenAI-shaped error events, and, when the client goes away, aborts the generation at once
+rather than let it run on to max_tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sglang_hathora.engine.sglang_adapter import parse_event, with_response_id
+from sglang_hathora.errors import ApiError, client_fault
+from sglang_hathora.observability import GenerationTimer, logger
+from sglang_hathora.openai.in_flight import InFlightTable
+
+DONE = "data: [DONE]\n\n"
+
+
+async def observe_stream(
+    chunks: AsyncIterator[Any],
+    request_id: str,
+    table: InFlightTable,
+    timer: GenerationTimer,
+    client_wants_usage: bool,
+) -> AsyncIterator[str]:
+    usage: dict[str, Any] = {}
+    finish_reason: str | None = None
+    completed = False
+    try:
+        async for chunk in chunks:
+            text = chunk if isinstance(chunk, str) else chunk.decode()
+            event = parse_event(text)
+            if event is not None and isinstance(error := event.get("error"), dict):
+                # SGLang's own error event is flat-ish ("object", "type": "BAD_REQUEST", code 400).
+                status = error.get("code") if isinstance(error.get("code"), int) else 500
+                message, status = client_fault(str(error.get("message")), status)
+                text, finish_reason = ApiError(message, status).sse_event(), "error"
+            elif event is not None:
+                if event.get("usage") and not event.get("choices"):
+                    usage = event["usage"]
+                    if not client_wants_usage:
+                        continue
+                for choice in event.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
+                        timer.mark_token()
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                if finish_reason == "abort":
+                    # An engine-side abort is not a normal end: the client must see an error.
+                    code, message = table.abort_reason(request_id)
+                    yield ApiError(message, 503, code=code).sse_event()
+                    yield DONE
+                    completed = True
+                    return
+            elif text.startswith(DONE.strip()):
+                completed = True
+            yield with_response_id(text, request_id)
+    except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
+        logger.exception("[%s] Stream failed", request_id)
+        yield ApiError(f"Generation failed: {type(exc).__name__}: {exc}", 500).sse_event()
+        yield DONE
+        finish_reason = "error"
+        completed = True
+    finally:
+        if not completed:
+            # The client went away: free the engine's slot now.
+            table.abort(request_id, "client_disconnected")
+            finish_reason = "abort"
+        table.remove(request_id)
+        timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), finish_reason)

@@ -1,0 +1,91 @@
+"""observe_stream: what a client receives of SGLang's stream, with no engine (SGLang-shaped chunks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sglang_hathora.metrics import Metrics
+from sglang_hathora.observability import GenerationTimer
+from sglang_hathora.openai.in_flight import InFlightTable
+from sglang_hathora.openai.streams import observe_stream
+from tests.fake_engine import FakeAdapter
+
+ENGINE_RID = "0123456789abcdef0123456789abcdef"
+
+
+def sglang_json(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as pydantic's model_dump_json writes it
+
+
+def chunk(content: str | None = None, finish: str | None = None, rid: str = ENGINE_RID) -> str:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+    return "data: " + sglang_json({"id": rid, "object": "chat.completion.chunk", "choices": [choice]}) + "\n\n"
+
+
+USAGE = "data: " + sglang_json({"id": ENGINE_RID, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}})
+DONE = "data: [DONE]\n\n"
+
+
+def run(chunks: list, wants_usage: bool = False, take: int | None = None) -> tuple[list[str], InFlightTable]:
+    adapter = FakeAdapter()
+    table = InFlightTable(adapter, Metrics())
+    table.add("req-1")
+    adapter.collected[-1].append(ENGINE_RID)
+    adapter.pending_rids.append(ENGINE_RID)
+
+    async def source():
+        for item in chunks:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def consume() -> list[str]:
+        stream = observe_stream(source(), "req-1", table, GenerationTimer("req-1", table.metrics), wants_usage)
+        out = []
+        async for text in stream:
+            out.append(text)
+            if take is not None and len(out) == take:
+                await stream.aclose()  # the client went away
+                break
+        return out
+
+    return asyncio.run(consume()), table
+
+
+def events(out: list[str]) -> list[dict]:
+    return [json.loads(text[len("data: ") :]) for text in out if text.startswith("data: {")]
+
+
+def test_chunks_carry_the_request_id_and_usage_only_when_asked() -> None:
+    stream = [chunk("Par"), chunk("is", "stop"), USAGE + "\n\n", DONE]
+    out, table = run(stream)
+    assert [e["id"] for e in events(out)] == ["req-1", "req-1"] and out[-1] == DONE
+    assert "req-1" not in table  # the stream left the table when it ended
+    out, _ = run(stream, wants_usage=True)
+    assert events(out)[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2}
+
+
+def test_an_engine_abort_is_an_error_event_not_a_normal_end() -> None:
+    out, _ = run([chunk("Par"), chunk(None, "abort"), DONE])
+    error = events(out)[-1]["error"]
+    assert error["code"] == "engine" and error["type"] == "server_error" and out[-1] == DONE
+
+
+def test_sglangs_error_event_gets_openais_shape_and_a_grammar_dead_end_is_the_clients_fault() -> None:
+    flat = {"error": {"object": "error", "message": "Grammar accept_token failed at step 3", "code": 500}}
+    out, _ = run([chunk("x"), "data: " + sglang_json(flat) + "\n\n", DONE])
+    error = events(out)[-1]["error"]
+    assert error["type"] == "invalid_request_error" and error["message"].startswith("No token of this model")
+
+
+def test_a_failure_mid_stream_ends_with_an_error_event_and_done() -> None:
+    out, _ = run([chunk("Par"), RuntimeError("scheduler gone")])
+    assert events(out)[-1]["error"]["message"] == "Generation failed: RuntimeError: scheduler gone"
+    assert out[-1] == DONE
+
+
+def test_a_client_that_goes_away_aborts_its_engine_rids_at_once() -> None:
+    out, table = run([chunk("a"), chunk("b"), chunk("c"), DONE], take=1)
+    assert len(out) == 1
+    assert table.adapter.aborted == [ENGINE_RID] and "req-1" not in table
