@@ -19,7 +19,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     log_dir = tmp_path_factory.mktemp("server")
     process = ServerProcess(
         log_file=log_dir / "serve_hathora.log",
-        extra_env={"HATHORA_REGION": "Seattle", "LOG_LEVEL": "INFO"},
+        extra_env={"HATHORA_REGION": "Seattle", "HATHORA_PROCESS_ID": "proc-test-1", "LOG_LEVEL": "INFO"},
     ).start()
     try:
         process.wait_ready()

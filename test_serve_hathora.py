@@ -6,10 +6,12 @@ Run with ``pytest`` (part of ``make test``) or directly: ``python test_serve_hat
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sys
 import time
+import uuid
 
 import httpx
 import openai
@@ -151,12 +153,73 @@ def test_text_completions(client: openai.OpenAI) -> None:
     assert response.choices[0].finish_reason == "length"
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_a_forced_tool_call_comes_back_as_tool_calls_plain_and_streamed(client: openai.OpenAI, choice) -> None:
+    asked = {
+        "model": "sglang",
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [WEATHER],
+        "tool_choice": choice,
+        "parallel_tool_calls": False,
+        "temperature": 0,
+        "max_tokens": 100,
+    }
+    response = client.chat.completions.create(**asked)
+    choice_out = response.choices[0]
+    assert choice_out.finish_reason == "tool_calls" and not choice_out.message.content, choice_out
+    (call,) = choice_out.message.tool_calls
+    assert call.type == "function" and call.id.startswith("call_") and call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments), dict)
+
+    names, arguments, finishes, content = [], [], [], []
+    for chunk in client.chat.completions.create(**asked, stream=True):
+        for streamed in chunk.choices:
+            finishes.append(streamed.finish_reason)
+            content.append(streamed.delta.content or "")
+            for delta in streamed.delta.tool_calls or ():
+                names.append(delta.function.name)
+                arguments.append(delta.function.arguments or "")
+    assert names == ["get_weather"] and [f for f in finishes if f] == ["tool_calls"] and not "".join(content)
+    assert json.loads("".join(arguments)) == json.loads(call.function.arguments)  # the same at temperature 0
+
+
+def test_cached_tokens_are_reported_plain_and_streamed(client: openai.OpenAI) -> None:
+    # A long prompt of its own (a fresh uuid first), sent twice: the second is served from the prefix cache.
+    for stream in (False, True):
+        prompt = f"{uuid.uuid4().hex} " + "The quick brown fox jumps over the lazy dog. " * 40
+        cached = []
+        for _ in range(2):
+            if stream:
+                chunks = client.completions.create(
+                    model="sglang", prompt=prompt, max_tokens=1, stream=True, stream_options={"include_usage": True}
+                )
+                usage = [c.usage for c in chunks if c.usage is not None][-1]
+            else:
+                usage = client.completions.create(model="sglang", prompt=prompt, max_tokens=1).usage
+            assert usage.prompt_tokens_details is not None  # always present, 0 included
+            cached.append(usage.prompt_tokens_details.cached_tokens)
+        assert cached[0] < 5 and cached[1] >= usage.prompt_tokens - 2, (stream, cached, usage)
+    chat = client.chat.completions.create(model="sglang", messages=QUESTION, max_tokens=1)
+    assert isinstance(chat.usage.prompt_tokens_details.cached_tokens, int)
+
+
 def test_headers_logs_and_docs(server: ServerProcess, client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="sglang", messages=[{"role": "user", "content": "Say the word zebra-secret-4711."}], max_tokens=3
     )
     assert float(raw.headers["x-process-time"]) > 0
     assert raw.headers["x-hathora-region"] == "Seattle"
+    assert raw.headers["x-hathora-process-id"] == "proc-test-1"
     with httpx.Client(base_url=server.base_url) as http:
         assert http.get("/docs").status_code == 200
         root = http.get("/").json()

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Public port Hathora maps to PORT; advertised, never listened on."
     )
     hathora_region: str | None = Field(None, description="Hathora region, e.g. Seattle.")
-    hathora_process_id: str | None = Field(None, description="Hathora process id, in the start-up log line.")
+    hathora_process_id: str | None = Field(
+        None, description="Hathora process id, in the start-up log line and X-Hathora-Process-Id."
+    )
     gcp_service_account_key_base64: SecretStr | None = Field(
         None, description="Base64 of a GCP service-account JSON key (NEG registration)."
     )
@@ -86,6 +88,18 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Listen (container) port.")
     drain_timeout: float = Field(
         8.0, ge=0, le=3600, description="Seconds in-flight requests may take to finish after SIGTERM."
+    )
+    tool_call_parser: str | None = Field(
+        None,
+        description="SGLang's tool-call parser (llama3, qwen25, mistral, ...; 'off'); unset: chosen from the "
+        "model's config.json for known families (engine/model_family.py), else none.",
+    )
+    reasoning_parser: str | None = Field(
+        None, description="SGLang's reasoning parser (qwen3, deepseek-r1, gpt-oss, ...; 'off'); unset: by family."
+    )
+    chat_template: str | None = Field(
+        None,
+        description="A chat template for SGLang: a Jinja file, or a template name SGLang knows; unset: the model's.",
     )
     # Stall watchdog (watchdog.py). 120 s: the longest silence with work pending is one long prefill
     # alone; the first 4,000-token prefill after start took 37 s on 2 CPU cores (SmolLM2-135M; 7.3 s
@@ -140,6 +154,14 @@ class Settings(BaseSettings):
     log_file: Path | None = Field(Path("serve_hathora.log"), description="Rotating log file; empty: none.")
     log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     log_file_backup_count: int = Field(3, ge=0)
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_file_exists(cls, value: str | None) -> str | None:
+        # A name ("chatml", ...) is SGLang's to know; a path must be there now, not fail the load later.
+        if value and (value.endswith((".jinja", ".json")) or "/" in value) and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @field_validator("log_level", "device", "neg_mode", "log_format", mode="before")
     @classmethod

@@ -68,6 +68,8 @@ def test_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
         ("API_KEYS", " , ", "API_KEYS: Value error, holds no key"),
         ("ALLOW_REQUEST_FIELDS", "rid,pixie_dust", "ALLOW_REQUEST_FIELDS: unknown field(s) pixie_dust"),
         ("REQUEST_BODY_TIMEOUT", "0", "REQUEST_BODY_TIMEOUT: Input should be greater than 0"),
+        ("TOOL_CALL_PARSER", "lama3", "TOOL_CALL_PARSER: unknown parser 'lama3'"),
+        ("CHAT_TEMPLATE", "/no/such/template.jinja", "CHAT_TEMPLATE: Value error, no such file"),
     ],
 )
 def test_bad_configuration_exits_with_one_clear_line(tmp_path, variable: str, value: str, expected: str) -> None:

@@ -35,7 +35,7 @@ async def health(_request):
 
 def make_client() -> TestClient:
     app = Starlette(routes=[Route("/stream", stream), Route("/plain", plain), Route("/health", health)])
-    return TestClient(TimingMiddleware(app, region="Seattle"))
+    return TestClient(TimingMiddleware(app, region="Seattle", process_id="proc-7"))
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ def test_headers_on_every_response(records) -> None:
             response = client.get(path)
             assert float(response.headers["x-process-time"]) >= 0
             assert response.headers["x-hathora-region"] == "Seattle"
+            assert response.headers["x-hathora-process-id"] == "proc-7"  # which process answered
 
 
 def test_stream_log_line_carries_the_full_duration(records) -> None:

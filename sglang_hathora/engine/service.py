@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from sglang_hathora.engine import bundled_model, cpu_compat
+from sglang_hathora.engine.model_family import Parsers, choose_parsers, read_config
 from sglang_hathora.engine.sglang_adapter import SGLangAdapter, startup_parts
 from sglang_hathora.engine.startup import StartupPhases
 from sglang_hathora.observability import logger
@@ -53,8 +54,9 @@ def resolve_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, Any]:
-    """The keyword arguments for ``sglang.Engine``: a pure function of the settings."""
+def engine_args(settings: Settings, model_path: str, device: str, parsers: Parsers | None = None) -> dict[str, Any]:
+    """The keyword arguments for ``sglang.Engine``: a pure function of the settings (and the parsers
+    chosen for the model, engine/model_family.py)."""
     args: dict[str, Any] = {
         "model_path": model_path,
         "served_model_name": settings.model_name,
@@ -64,11 +66,17 @@ def engine_args(settings: Settings, model_path: str, device: str) -> dict[str, A
         # Our own warm-up runs on the serving loop; SGLang's would need its HTTP server.
         "skip_server_warmup": True,
         "enable_metrics": settings.enable_engine_metrics,
+        # usage.prompt_tokens_details.cached_tokens in every response and final usage chunk (0 when
+        # the prefix cache served nothing): what OpenAI's clients read to see the cache working.
+        "enable_cache_report": True,
     }
     if device == "cpu":
         args.update(_CPU_ENGINE_ARGS)
         args.update(_CPU_DEFAULTS)
     optional = {
+        "tool_call_parser": parsers.tool_call_parser if parsers else None,
+        "reasoning_parser": parsers.reasoning_parser if parsers else None,
+        "chat_template": settings.chat_template,
         "max_total_tokens": settings.max_total_tokens,
         "context_length": settings.context_length,
         "mem_fraction_static": settings.mem_fraction_static,
@@ -113,7 +121,16 @@ class EngineService:
             for key, value in ENGINE_ENVIRONMENT.items():
                 os.environ.setdefault(key, value)  # an operator's own value wins
             await in_daemon_thread(_import_sglang)
-            args = engine_args(self.settings, self.model_path, self.device)
+            config = await in_daemon_thread(read_config, self.model_path)
+            settings = self.settings
+            parsers = choose_parsers(settings.tool_call_parser, settings.reasoning_parser, config, self.model_path)
+            logger.info(
+                "Parsers: tool calls %s, reasoning %s (%s)",
+                parsers.tool_call_parser or "off",
+                parsers.reasoning_parser or "off",
+                parsers.why,
+            )
+            args = engine_args(self.settings, self.model_path, self.device, parsers)
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
             phases.advance("engine_build")
             self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)

@@ -49,5 +49,10 @@ def create_app(settings: Settings, lifecycle: Lifecycle) -> FastAPI:
             CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"]
         )
     app.add_middleware(ContainmentMiddleware, tasks=lifecycle.generations)
-    app.add_middleware(TimingMiddleware, region=settings.hathora_region, metrics=lifecycle.metrics)
+    app.add_middleware(
+        TimingMiddleware,
+        region=settings.hathora_region,
+        metrics=lifecycle.metrics,
+        process_id=settings.hathora_process_id,
+    )
     return app

@@ -19,6 +19,7 @@ from collections.abc import Generator
 
 import uvicorn
 
+from sglang_hathora.engine.model_family import check_parser_names
 from sglang_hathora.engine.service import EngineService
 from sglang_hathora.engine.startup import StartupPhases
 from sglang_hathora.gcp.auth import ServiceAccountKeyError
@@ -102,6 +103,11 @@ def main() -> int:
         check_allowed_fields(settings.allowed_request_fields())
     except ValueError as exc:
         print(f"invalid configuration: ALLOW_REQUEST_FIELDS: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_parser_names(settings.tool_call_parser, settings.reasoning_parser)
+    except ValueError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
         return 2
     try:
         plan = plan_registration(settings)

@@ -1,5 +1,6 @@
 """Pure-ASGI request middleware: the request id, the request log lines, X-Process-Time,
-X-Hathora-Region and X-Request-Id on every response, and the request counter.
+X-Hathora-Region, X-Hathora-Process-Id (which process answered: the one holding a conversation's
+prefix cache) and X-Request-Id on every response, and the request counter.
 
 Pure ASGI on purpose: Starlette's BaseHTTPMiddleware buffers through a task group that breaks
 ``request.is_disconnected()`` (abort on disconnect) and streaming. The duration in the log line is
@@ -35,9 +36,12 @@ def request_id_for(scope: Scope) -> str:
 
 
 class TimingMiddleware:
-    def __init__(self, app: ASGIApp, region: str | None, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, region: str | None, metrics: Metrics | None = None, process_id: str | None = None
+    ) -> None:
         self.app = app
         self.region = (region or "unknown").encode()
+        self.process_id = (process_id or "unknown").encode()
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,6 +81,7 @@ class TimingMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-process-time", f"{elapsed_ms:.1f}".encode()))
                 headers.append((b"x-hathora-region", self.region))
+                headers.append((b"x-hathora-process-id", self.process_id))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -22,6 +22,7 @@ from sglang_hathora.engine.sglang_adapter import Kind, SGLangAdapter
 from sglang_hathora.errors import GRAMMAR_FIELDS, ApiError, from_sglang_error
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer, logger
+from sglang_hathora.openai import tool_calls
 from sglang_hathora.openai.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Ticket
 from sglang_hathora.openai.in_flight import InFlightTable
 from sglang_hathora.openai.prompt_size import PromptSizer
@@ -98,14 +99,16 @@ class OpenAIServing:
             if result is None:
                 timer.finish(None, None, "abort")
                 return Response(status_code=499)  # nobody is listening; the status is for the log line
+        forced_tool_call = kind == "chat" and tool_calls.forced(request)
         if isinstance(result, StreamingResponse):
-            result.body_iterator = observe_stream(
-                result.body_iterator, request_id, self.in_flight, timer, client_wants_usage
-            )
+            chunks = tool_calls.rewrite_stream(result.body_iterator) if forced_tool_call else result.body_iterator
+            result.body_iterator = observe_stream(chunks, request_id, self.in_flight, timer, client_wants_usage)
             return result
         if isinstance(result, BaseModel):
             body = result.model_dump(mode="json", by_alias=True)
             body["id"] = request_id
+            if forced_tool_call:
+                tool_calls.rewrite_response(body)
             usage = body.get("usage") or {}
             reasons = [choice.get("finish_reason") for choice in body.get("choices", [])]
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
