@@ -142,7 +142,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if exc.status >= 499:  # the client went away, or we failed: worth a line with the request id
+        # A client that left before its body arrived (499) gets a line; every other error is logged
+        # where it is found, and a 503 while loading must not log each load-balancer probe.
+        if exc.status == 499:
             logger.info("[%s] %s", request.scope.get("state", {}).get("request_id", "-"), exc.message)
         return exc.response()
 
