@@ -17,13 +17,14 @@ import httpx
 import openai
 import pytest
 
+from tests import image_builds
 from tests.fake_compute import FakeCompute
 from tests.hathora_support import FQDN_ENDPOINT, registration_env, wait_for
-from tests.server_process import PROJECT_DIR, free_port
+from tests.server_process import free_port
 
 IMAGE = "sglang-hathora:cpu"
 STANDIN_BASE, STANDIN_IMAGE = "local/sglang-standin:v0.5.23", "sglang-hathora:standin"
-BUILD_TIMEOUT = 1800  # a cold build (base image, wheelhouse, install) took about 8 min here
+BUILD_TIMEOUT = 1800  # cold, both images took about 11 min here (base image, wheelhouse, installs)
 READY_TIMEOUT = 240
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
@@ -32,30 +33,22 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
 
 
-def docker_engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return docker("info", timeout=20, check=False).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers `docker info` here"),
+    pytest.mark.skipif(not image_builds.docker_engine_answers(), reason="no Docker engine answers `docker info` here"),
 ]
 
 
+# Both images are built in the background from the start of the session (tests/image_builds.py).
 @pytest.fixture(scope="module")
 def image() -> str:
-    subprocess.run(["make", "docker-cpu"], cwd=PROJECT_DIR, check=True, timeout=BUILD_TIMEOUT)
+    image_builds.wait(BUILD_TIMEOUT)
     return IMAGE
 
 
 @pytest.fixture(scope="module")
 def standin_image() -> str:
-    subprocess.run(["make", "docker-hathora-standin"], cwd=PROJECT_DIR, check=True, timeout=BUILD_TIMEOUT)
+    image_builds.wait(BUILD_TIMEOUT)
     return STANDIN_IMAGE
 
 
