@@ -11,7 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from tests import image_builds
 from tests.server_process import ServerProcess
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    image_builds.order_docker_tests_last(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The images build in the background from here on (tests/image_builds.py), once per session: not
+    # in an xdist worker (each would start one; the container fixtures start it there when needed).
+    wanted = any(item.get_closest_marker("docker") for item in session.items)
+    if wanted and not hasattr(session.config, "workerinput") and image_builds.docker_engine_answers():
+        image_builds.start()
+
+
+def pytest_sessionfinish() -> None:
+    image_builds.stop()
 
 
 @pytest.fixture(scope="session")

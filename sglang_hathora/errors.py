@@ -58,6 +58,13 @@ class ApiError(Exception):
         """A mid-stream failure as an SSE event the OpenAI SDK raises as APIError (never as content)."""
         return f"data: {json.dumps(self.body())}\n\n"
 
+    def response_event(self, sequence_number: int) -> str:
+        """A mid-stream failure of a /v1/responses stream: the Responses API's typed error event."""
+        error = self.body()["error"]
+        event = {"type": "error", "code": error["code"] or error["type"], "message": error["message"],
+                 "param": error["param"], "sequence_number": sequence_number}  # fmt: skip
+        return f"event: error\ndata: {json.dumps(event)}\n\n"
+
     @classmethod
     def not_serving(cls, engine_status: str) -> ApiError:
         """The engine is loading, failed, or the server is stopping."""
@@ -100,6 +107,8 @@ def from_sglang_error(
         flat = {}
     if not isinstance(flat, dict):
         flat = {}
+    if isinstance(flat.get("error"), dict):
+        flat = flat["error"]  # the Responses API's errors are nested already
     engine_status = status
     message, status = client_fault(str(flat.get("message") or f"request failed with status {status}"), status)
     code = flat.get("code")

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
         2048, ge=16, description="Open connections + running requests before new ones get 503 (uvicorn)."
     )
     enable_engine_metrics: bool = Field(False, description="Add SGLang's own engine metrics to /metrics.")
+    response_store_max_items: int = Field(
+        1000, ge=1, le=1_000_000, description="Stored Responses kept (retrieve, previous_response_id); oldest go first."
+    )
+    response_store_max_age: float = Field(3600.0, gt=0, le=7 * 86400, description="Seconds a stored Response is kept.")
 
     # --- Logging ---
     log_level: LogLevel = Field("INFO", description="DEBUG also logs prompt text.")

@@ -8,7 +8,15 @@ import pytest
 from sglang_hathora.engine import cpu_compat
 from sglang_hathora.openai.bound_kinds import Limits, Refused
 from sglang_hathora.openai.openapi_schema import request_schema
-from sglang_hathora.openai.request_bounds import CHAT_RULES, COMPLETION_RULES, REFUSABLE, check_fields, sequences
+from sglang_hathora.openai.request_bounds import (
+    CHAT_RULES,
+    COMPLETION_RULES,
+    REFUSABLE,
+    RESPONSES_RULES,
+    check_fields,
+    sequences,
+)
+from sglang_hathora.openai.response_checks import response_texts
 
 cpu_compat.apply()  # before SGLang's first import (its protocol module imports torch and friends)
 protocol = pytest.importorskip("sglang.srt.entrypoints.openai.protocol")
@@ -17,8 +25,12 @@ LIMITS = Limits(context_length=4096, vocab_size=49152, max_n=8, max_completion_t
 
 @pytest.mark.parametrize(
     ("model", "rules"),
-    [(protocol.ChatCompletionRequest, CHAT_RULES), (protocol.CompletionRequest, COMPLETION_RULES)],
-    ids=["chat", "completion"],
+    [
+        (protocol.ChatCompletionRequest, CHAT_RULES),
+        (protocol.CompletionRequest, COMPLETION_RULES),
+        (protocol.ResponsesRequest, RESPONSES_RULES),
+    ],
+    ids=["chat", "completion", "responses"],
 )
 def test_every_field_has_exactly_one_rule(model, rules) -> None:
     fields, ruled = set(model.model_fields), set(rules)
@@ -86,6 +98,66 @@ def test_chat_rules_refuse_with_the_field_named(request_fields, param) -> None:
 def test_completion_rules_refuse_with_the_field_named(request_fields, param) -> None:
     problem = check_fields(completion(**request_fields), COMPLETION_RULES, LIMITS)
     assert problem is not None and problem.param == param, problem
+
+
+def response(**fields):
+    return protocol.ResponsesRequest.model_validate({"model": "m", "input": "hi", **fields})
+
+
+IMAGE = {"type": "input_image", "image_url": "http://169.254.169.254/latest/meta-data"}
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "param"),
+    [
+        ({"input": ""}, "input"),
+        ({"input": []}, "input"),
+        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}, IMAGE]}]}, "input.0.content.1"),
+        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "file:///etc/passwd"}]}]},
+         "input.0.content.0"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"max_output_tokens": 4097}, "max_output_tokens"),
+        ({"temperature": 3}, "temperature"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"top_k": 2**31}, "top_k"),
+        ({"background": True}, "background"),
+        ({"request_id": "resp_mine"}, "request_id"),
+        ({"priority": 5}, "priority"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"metadata": {"k": "v" * 513}}, "metadata.k"),
+        ({"tools": [{"type": "web_search"}]}, "tools.0.type"),
+        ({"tools": [{"type": "function", "name": "bad name!"}]}, "tools.0.name"),
+        ({"tools": [{"type": "function", "name": "f", "parameters": {"type": "string", "maxLength": 10**6}}]},
+         "tools.0.parameters"),
+        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "array", "minItems": 10**6}}}},
+         "text.format.schema"),
+        ({"chat_template_kwargs": {"x": "y" * 5000}}, "chat_template_kwargs"),
+        ({"previous_response_id": "r" * 600}, "previous_response_id"),
+    ],
+)  # fmt: skip
+def test_responses_rules_refuse_with_the_field_named(request_fields, param) -> None:
+    problem = check_fields(response(**request_fields), RESPONSES_RULES, LIMITS)
+    assert problem is not None and problem.param == param, problem
+
+
+def test_responses_texts_are_what_the_context_check_sizes() -> None:
+    sane = response(
+        instructions="Be brief.",
+        input=[
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "4"}]},
+            {"type": "function_call_output", "call_id": "c", "output": "tool said 5"},
+            {"role": "user", "content": [{"type": "input_text", "text": "And 3+3?"}]},
+        ],
+        max_output_tokens=100,
+        metadata={"conversation": "42"},
+        tools=[{"type": "function", "name": "add", "parameters": {"type": "object"}}],
+        text={"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+        store=True,
+        background=False,
+    )
+    assert check_fields(sane, RESPONSES_RULES, LIMITS) is None
+    assert response_texts(sane) == ["Be brief.", "What is 2+2?", "4", "tool said 5", "And 3+3?"]
 
 
 def test_sane_requests_pass_and_defaults_of_refused_fields_are_fine() -> None:

@@ -8,7 +8,7 @@ import json
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import GenerationTimer
 from sglang_hathora.openai.in_flight import InFlightTable
-from sglang_hathora.openai.streams import observe_stream
+from sglang_hathora.openai.streams import observe_response_stream, observe_stream
 from tests.fake_engine import FakeAdapter
 
 ENGINE_RID = "0123456789abcdef0123456789abcdef"
@@ -27,7 +27,9 @@ USAGE = "data: " + sglang_json({"id": ENGINE_RID, "choices": [], "usage": {"prom
 DONE = "data: [DONE]\n\n"
 
 
-def run(chunks: list, wants_usage: bool = False, take: int | None = None) -> tuple[list[str], InFlightTable]:
+def run(
+    chunks: list, wants_usage: bool = False, take: int | None = None, responses: bool = False
+) -> tuple[list[str], InFlightTable]:
     adapter = FakeAdapter()
     table = InFlightTable(adapter, Metrics())
     table.add("req-1")
@@ -41,7 +43,11 @@ def run(chunks: list, wants_usage: bool = False, take: int | None = None) -> tup
             yield item
 
     async def consume() -> list[str]:
-        stream = observe_stream(source(), "req-1", table, GenerationTimer("req-1", table.metrics), wants_usage)
+        timer = GenerationTimer("req-1", table.metrics)
+        if responses:
+            stream = observe_response_stream(source(), "req-1", table, timer)
+        else:
+            stream = observe_stream(source(), "req-1", table, timer, wants_usage)
         out = []
         async for text in stream:
             out.append(text)
@@ -89,3 +95,38 @@ def test_a_client_that_goes_away_aborts_its_engine_rids_at_once() -> None:
     out, table = run([chunk("a"), chunk("b"), chunk("c"), DONE], take=1)
     assert len(out) == 1
     assert table.adapter.aborted == [ENGINE_RID] and "req-1" not in table
+
+
+def typed(kind: str, sequence: int, **fields) -> str:
+    """One of SGLang's /v1/responses events, as its stream writes them."""
+    return f"event: {kind}\ndata: " + sglang_json({"type": kind, "sequence_number": sequence, **fields}) + "\n\n"
+
+
+RESPONSE_EVENTS = [
+    typed("response.created", 0, response={"status": "in_progress"}),
+    typed("response.output_text.delta", 1, delta="Par"),
+    typed("response.output_text.delta", 2, delta="is"),
+    typed("response.completed", 3, response={"status": "completed", "usage": {"input_tokens": 7, "output_tokens": 2}}),
+]
+
+
+def test_a_responses_stream_passes_through_and_is_timed(caplog) -> None:
+    with caplog.at_level("INFO", logger="serve_hathora"):
+        out, table = run(RESPONSE_EVENTS, responses=True)
+    assert out == RESPONSE_EVENTS and "req-1" not in table and table.adapter.aborted == []
+    line = next(r.getMessage() for r in caplog.records if "Generation completed" in r.getMessage())
+    assert "prompt_tokens=7" in line and "completion_tokens=2" in line and "finish_reason=completed" in line
+    assert "ttft=" in line
+
+
+def test_a_responses_stream_that_fails_ends_with_the_typed_error_event() -> None:
+    out, _ = run([*RESPONSE_EVENTS[:2], RuntimeError("scheduler gone")], responses=True)
+    kind, data = out[-1].split("\n", 1)
+    error = json.loads(data[len("data: ") :])
+    assert kind == "event: error" and error["type"] == "error" and error["sequence_number"] == 2
+    assert error["message"] == "Generation failed: RuntimeError: scheduler gone" and error["code"] == "server_error"
+
+
+def test_a_responses_client_that_goes_away_aborts_its_engine_rids_at_once() -> None:
+    out, table = run(RESPONSE_EVENTS, take=2, responses=True)
+    assert len(out) == 2 and table.adapter.aborted == [ENGINE_RID] and "req-1" not in table

@@ -69,6 +69,9 @@ def engine_args(settings: Settings, model_path: str, device: str, parsers: Parse
         # usage.prompt_tokens_details.cached_tokens in every response and final usage chunk (0 when
         # the prefix cache served nothing): what OpenAI's clients read to see the cache working.
         "enable_cache_report": True,
+        # /v1/responses keeps responses for retrieve and previous_response_id; SGLang's store has no
+        # bound, so the serving layer replaces it with one (openai/response_store.py).
+        "enable_response_store": True,
     }
     if device == "cpu":
         args.update(_CPU_ENGINE_ARGS)

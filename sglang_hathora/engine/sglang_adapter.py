@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, MutableMapping
 from typing import Any, Literal
 
 import orjson
+from starlette.responses import StreamingResponse
 
-Kind = Literal["chat", "completion"]
+Kind = Literal["chat", "completion", "response"]
 EMPTY_PROMPT = (
     "The prompt is empty once tokenized: none of its characters maps to a token of this model. "
     "Send text the model can read."
@@ -52,6 +53,7 @@ class SGLangAdapter:
             "completion": OpenAIServingCompletion(manager, templates),
         }
         self.request_models: dict[Kind, type] = {"chat": ChatCompletionRequest, "completion": CompletionRequest}
+        self.responses_unavailable = _mount_responses(self, manager, templates)
         self.context_length: int = manager.model_config.context_len
         self.vocab_size: int = manager.model_config.vocab_size
         self.tokenizer = manager.tokenizer
@@ -89,12 +91,34 @@ class SGLangAdapter:
 
     async def generate(self, kind: Kind, request: Any, raw_request: Any) -> Any:
         """SGLang's own serving of one OpenAI request: a pydantic response, a Response, or a stream."""
+        if kind == "response":
+            _exact_max_output_tokens(request)
+            result = await self._handlers[kind].create_responses(request, raw_request)
+            if isinstance(result, AsyncIterator):  # SGLang's route wraps its event generator like this
+                return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return result
         result = await self._handlers[kind].handle_request(request, raw_request)
         if getattr(result, "body_iterator", None) is not None:
             # SGLang attaches a task that aborts the rid 2 s after the stream; our stream observer
             # aborts at once when a stream is cut, and the delayed task kept each response open 2 s longer.
             result.background = None
         return result
+
+    # ---- stored Responses ----
+    def use_response_store(self, responses: MutableMapping[str, Any], messages: MutableMapping[str, Any]) -> None:
+        """Replace SGLang's two unbounded dicts (responses, their input histories) with ours."""
+        handler = self._handlers["response"]
+        handler.response_store, handler.msg_store = responses, messages
+
+    def set_response_id(self, request: Any, response_id: str) -> None:
+        """SGLang uses a Responses request's id as its engine rid, response id and store key."""
+        request.request_id = response_id
+
+    async def retrieve_response(self, response_id: str) -> Any:
+        return await self._handlers["response"].retrieve_responses(response_id)
+
+    async def cancel_response(self, response_id: str) -> Any:
+        return await self._handlers["response"].cancel_responses(response_id)
 
     # ---- progress, for the watchdog and the metrics ----
     @property
@@ -124,6 +148,18 @@ def parse_event(text: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+def parse_typed_event(text: str) -> dict[str, Any] | None:
+    """The JSON object of one ``event: <type>\ndata: {...}`` Responses event, or None."""
+    _, found, data = text.partition("data: ")
+    if not found:
+        return None
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 def with_response_id(text: str, response_id: str) -> str:
     """The chunk with SGLang's engine rid replaced by the id the client is given."""
     return _ENGINE_ID.sub(f'"id":"{response_id}"', text, count=1)
@@ -132,6 +168,35 @@ def with_response_id(text: str, response_id: str) -> str:
 def startup_parts(engine: Any) -> dict | None:
     """SGLang's own start-up figures (load_weight, scheduler_e2e, ...), where it exposes them."""
     return getattr(engine.tokenizer_manager, "startup_time", None)
+
+
+def _mount_responses(adapter: SGLangAdapter, manager: Any, templates: Any) -> str | None:
+    """SGLang's /v1/responses serving, or why it is unavailable (SGLang's own server treats it as
+    optional too: gpt-oss's harmony vocabulary, for one, is downloaded when it is built)."""
+    try:
+        from sglang.srt.entrypoints.openai.protocol import ResponsesRequest
+        from sglang.srt.entrypoints.openai.serving_responses import OpenAIServingResponses
+
+        adapter._handlers["response"] = OpenAIServingResponses(manager, templates, enable_prompt_tokens_details=True)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the other endpoints serving
+        return f"{type(exc).__name__}: {exc}"
+    adapter.request_models["response"] = ResponsesRequest
+    return None
+
+
+def _exact_max_output_tokens(request: Any) -> None:
+    """SGLang 0.5.23 takes 2 off ``max_output_tokens`` ("headroom for BOS/EOS"): 8 gave at most 6
+    tokens here, 2 gave none and 1 a 400 ("max_new_tokens must be at least 0, got -1"). A client gets
+    what it asked for; the scheduler still clamps the budget to the room left in the context."""
+    to_sampling_params = request.to_sampling_params
+
+    def exact(*args: Any, **kwargs: Any) -> dict:
+        params = to_sampling_params(*args, **kwargs)
+        if request.max_output_tokens is not None:
+            params["max_new_tokens"] = request.max_output_tokens
+        return params
+
+    object.__setattr__(request, "to_sampling_params", exact)  # this request only; pydantic allows no attribute
 
 
 def _record_engine_rids(manager: Any) -> None:

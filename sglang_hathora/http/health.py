@@ -50,6 +50,7 @@ async def root(lifecycle: LifecycleDep, settings: SettingsDep) -> dict:
         "endpoints": {
             "chat": "/v1/chat/completions",
             "completions": "/v1/completions",
+            "responses": "/v1/responses",
             "models": "/v1/models",
             "health": "/health",
             "liveness": "/livez",

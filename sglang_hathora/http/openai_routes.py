@@ -1,4 +1,4 @@
-"""Thin OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/models."""
+"""Thin OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/responses, /v1/models."""
 
 from __future__ import annotations
 
@@ -20,6 +20,21 @@ async def chat_completions(raw_request: Request, serving: ServingDep) -> Respons
 @router.post("/completions", openapi_extra=_BODY_DOC, summary="Create a text completion")
 async def completions(raw_request: Request, serving: ServingDep) -> Response:
     return await serving.handle("completion", raw_request)
+
+
+@router.post("/responses", openapi_extra=_BODY_DOC, summary="Create a response (typed SSE events with stream=true)")
+async def create_response(raw_request: Request, serving: ServingDep) -> Response:
+    return await serving.handle("response", raw_request)
+
+
+@router.get("/responses/{response_id}", summary="Retrieve a stored response (404 if another process stored it)")
+async def retrieve_response(response_id: str, serving: ServingDep) -> Response:
+    return await serving.retrieve(response_id)
+
+
+@router.post("/responses/{response_id}/cancel", summary="Cancel a response (all run in the foreground here)")
+async def cancel_response(response_id: str, serving: ServingDep) -> Response:
+    return await serving.cancel(response_id)
 
 
 @router.get("/models", summary="List the served model (503 until it can serve)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sglang_hathora.metrics import Metrics
 
-GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 RETRY_AFTER_SECONDS = "1"
 TICKET_KEY = "admission"
 

@@ -23,7 +23,7 @@ MAX_TOOLS = 128  # OpenAI: "A max of 128 functions are supported"
 MAX_GRAMMAR_BYTES = 64 * 1024
 MAX_SMALL_JSON_BYTES = 4096
 MAX_TEXT_CHARS = 512
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # OpenAI: a-z, A-Z, 0-9, _ and -, at most 64
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # OpenAI: a-z, A-Z, 0-9, _ and -, at most 64
 # Counted repetitions in a grammar ({n,m}, minLength, maxItems...) above the context length cannot
 # be produced by any generation, and a grammar backend may expand them: refused.
 _REPEAT = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
@@ -141,10 +141,10 @@ def check_json_schema_text(name: str, value: Any, limits: Limits) -> Problem | N
         schema = orjson.loads(value)
     except orjson.JSONDecodeError:
         return Problem(name, f"'{name}' must be a JSON schema in a string; it is not valid JSON.")
-    return _schema_problem(name, schema, limits)
+    return schema_problem(name, schema, limits)
 
 
-def _schema_problem(name: str, schema: Any, limits: Limits) -> Problem | None:
+def schema_problem(name: str, schema: Any, limits: Limits) -> Problem | None:
     size = len(orjson.dumps(schema))
     if size > MAX_GRAMMAR_BYTES:
         return Problem(name, f"'{name}' is {size} bytes of JSON schema; at most {MAX_GRAMMAR_BYTES}.")
@@ -177,7 +177,7 @@ def check_response_format(name: str, value: Any, limits: Limits) -> Problem | No
             f"{name}.type", f"'{name}' type {kind!r} is not supported; use text, json_object or json_schema."
         )
     if kind == "json_schema" and value.json_schema is not None and value.json_schema.schema_ is not None:
-        return _schema_problem(f"{name}.json_schema.schema", value.json_schema.schema_, limits)
+        return schema_problem(f"{name}.json_schema.schema", value.json_schema.schema_, limits)
     return None
 
 
@@ -185,12 +185,12 @@ def check_tools(name: str, value: Any, limits: Limits) -> Problem | None:
     if len(value) > MAX_TOOLS:
         return Problem(name, f"'{name}' holds {len(value)} tools; at most {MAX_TOOLS}.")
     for index, tool in enumerate(value):
-        if not _TOOL_NAME.match(tool.function.name):
+        if not TOOL_NAME.match(tool.function.name):
             return Problem(
                 f"{name}.{index}.function.name", "Function names are 1-64 characters: letters, digits, _ and -."
             )
         if tool.function.parameters is not None and (
-            problem := _schema_problem(f"{name}.{index}.function.parameters", tool.function.parameters, limits)
+            problem := schema_problem(f"{name}.{index}.function.parameters", tool.function.parameters, limits)
         ):
             return problem
     return None

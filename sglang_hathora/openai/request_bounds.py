@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sglang_hathora.openai import response_checks
 from sglang_hathora.openai.bound_checks import (
     MAX_GRAMMAR_BYTES,
     MAX_LOGIT_BIAS,
@@ -178,12 +179,52 @@ COMPLETION_RULES: dict[str, Rule] = {
     "json_schema": Custom(check_json_schema_text, f"a JSON schema string of at most {MAX_GRAMMAR_BYTES} bytes",
                           "this server"),
 }
+
+# /v1/responses: the sampling fields it shares keep their rules; "input" and "instructions" are sized
+# against the context like chat messages; stored-response ids are checked by the serving layer.
+RESPONSES_RULES: dict[str, Rule] = {
+    **{name: SAMPLING[name] for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop",
+                                          "top_k", "min_p", "repetition_penalty", "model", "user", "cache_salt",
+                                          "stream", "priority", "extra_key", "session_id", "data_parallel_rank",
+                                          "routed_dp_rank", "disagg_prefill_dp_rank", "bootstrap_host",
+                                          "bootstrap_port", "bootstrap_room")},
+    "input": Custom(response_checks.check_input, "a string or at most context-length items, text only; "
+                    "checked against the context before tokenizing", "model, this server"),
+    "instructions": Free("text; checked against the context with the input"),
+    "max_output_tokens": SAMPLING["max_tokens"],
+    "max_tool_calls": Integer(0, MAX_TOOLS, "this server"),
+    "top_logprobs": Integer(0, 20, "OpenAI"),
+    "tools": Custom(response_checks.check_tools, f"at most {MAX_TOOLS} function tools; names 1-64 of "
+                    "[A-Za-z0-9_-]; schemas as response_format", "OpenAI", lambda lim: {"maxItems": MAX_TOOLS}),
+    "tool_choice": Free("none/auto/required/a named function"),
+    "parallel_tool_calls": Free("flag"),
+    "text": Custom(response_checks.check_text_config, "text, json_object or json_schema (as response_format)",
+                   "OpenAI"),
+    "metadata": Custom(response_checks.check_metadata, "at most 16 pairs; keys <= 64, values <= 512 characters",
+                       "OpenAI"),
+    "previous_response_id": Custom(check_text, f"one id of at most {MAX_TEXT_CHARS} characters; 404 unless "
+                                   "stored in this process", "this server", lambda lim: {"maxLength": MAX_TEXT_CHARS}),
+    "store": Free("flag; stored responses are bounded by RESPONSE_STORE_MAX_ITEMS/_MAX_AGE"),
+    "include": Free("a list of known names"),
+    "reasoning": Free("effort and summary (a typed object)"),
+    "truncation": Free("auto or disabled"),
+    "service_tier": Free("a tier name; one tier here"),
+    "chat_template_kwargs": Custom(check_small_json, f"at most {MAX_SMALL_JSON_BYTES} bytes of JSON", "this server"),
+    "background": Custom(lambda n, v, lim: None if not v else Problem(
+        n, "'background' responses are not run on this server: a background generation would outlive its "
+        "request's admission slot and the drain before a stop.", "unsupported_parameter"),
+        "false only", "this server", lambda lim: {"const": False}),
+    "request_id": Refused("response ids are the server's (they name the process that stores them)"),
+}
 # fmt: on
 
 # Rules that take a field away from the published schema (refused ones, and suffix).
 UNPUBLISHED = frozenset({"suffix"})
 REFUSABLE = frozenset(
-    name for rules in (CHAT_RULES, COMPLETION_RULES) for name, r in rules.items() if isinstance(r, Refused)
+    name
+    for rules in (CHAT_RULES, COMPLETION_RULES, RESPONSES_RULES)
+    for name, r in rules.items()
+    if isinstance(r, Refused)
 )
 
 
@@ -224,16 +265,21 @@ def sequences(request: Any) -> int:
 
 def markdown_table() -> str:
     """The README's bounds table: one row per field and rule (``python -m sglang_hathora.openai.request_bounds``)."""
-    rows = ["| field | endpoint | rule | source |", "|---|---|---|---|"]
-    names = list(dict.fromkeys([*CHAT_RULES, *COMPLETION_RULES]))
-    for name in sorted(names, key=lambda n: (isinstance(CHAT_RULES.get(n, COMPLETION_RULES.get(n)), Refused), n)):
-        chat_rule, completion_rule = CHAT_RULES.get(name), COMPLETION_RULES.get(name)
-        if chat_rule is completion_rule:
-            pairs = [("both", chat_rule)]
-        else:
-            pairs = [(kind, rule) for kind, rule in (("chat", chat_rule), ("completions", completion_rule)) if rule]
-        for endpoint, rule in pairs:
-            rows.append(f"| `{name}` | {endpoint} | {rule.describe()} | {rule.source or '-'} |")
+    tables = (("chat", CHAT_RULES), ("completions", COMPLETION_RULES), ("responses", RESPONSES_RULES))
+    rows = ["| field | endpoints | rule | source |", "|---|---|---|---|"]
+    names = list(dict.fromkeys(name for _, rules in tables for name in rules))
+
+    def refused(name: str) -> bool:
+        return any(isinstance(rules.get(name), Refused) for _, rules in tables)
+
+    for name in sorted(names, key=lambda n: (refused(n), n)):
+        groups: dict[int, tuple[Rule, list[str]]] = {}
+        for endpoint, rules in tables:
+            if (rule := rules.get(name)) is not None:
+                groups.setdefault(id(rule), (rule, []))[1].append(endpoint)
+        for rule, endpoints in groups.values():
+            where = "all" if len(endpoints) == len(tables) else ", ".join(endpoints)
+            rows.append(f"| `{name}` | {where} | {rule.describe()} | {rule.source or '-'} |")
     return "\n".join(rows)
 
 

@@ -8,16 +8,18 @@ bounds table (request_bounds.py) -> sequences (prompts x n) -> size against the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
 
+from sglang_hathora.engine.sglang_adapter import Kind
 from sglang_hathora.errors import ApiError
 from sglang_hathora.openai.prompt_size import PromptSizer, chat_texts, completion_prompts
 from sglang_hathora.openai.request_bounds import (
     CHAT_RULES,
     COMPLETION_RULES,
+    RESPONSES_RULES,
     Limits,
     Problem,
     Rule,
@@ -25,9 +27,9 @@ from sglang_hathora.openai.request_bounds import (
     sequences,
 )
 from sglang_hathora.openai.request_limits import read_json_object, validate_model
+from sglang_hathora.openai.response_checks import response_texts
 from sglang_hathora.settings import Settings
 
-Kind = Literal["chat", "completion"]
 # SGLang lets these headers set engine fields (request_headers.py): a client could pick another
 # request's engine id or a routing target. They are for a router in front of SGLang, not clients.
 _REFUSED_HEADER_PREFIX = "x-override-"
@@ -58,7 +60,11 @@ class RequestChecker:
         self.limits = limits
         self.sizer = sizer
         self.models = models
-        self.rules: dict[Kind, dict[str, Rule]] = {"chat": CHAT_RULES, "completion": COMPLETION_RULES}
+        self.rules: dict[Kind, dict[str, Rule]] = {
+            "chat": CHAT_RULES,
+            "completion": COMPLETION_RULES,
+            "response": RESPONSES_RULES,
+        }
 
     async def parse(self, kind: Kind, raw_request: Request) -> Checked:
         """The checked request, or ApiError with the first thing wrong with it."""
@@ -90,6 +96,10 @@ class RequestChecker:
             )
         if problem := await self._size(kind, request):
             raise _as_error(problem)
+        if kind == "response":
+            if settings.max_completion_tokens and request.max_output_tokens is None:
+                request.max_output_tokens = self.limits.max_completion_tokens
+            return Checked(request, count)
         asked = [request.__dict__.get(name) for name in _MAX_TOKEN_FIELDS]  # __dict__: max_tokens is deprecated
         if settings.max_completion_tokens and (kind == "completion" or not any(asked)):
             # The server's cap is also the default: otherwise a chat runs until EOS or a full context,
@@ -103,18 +113,22 @@ class RequestChecker:
 
     def _raw_counts(self, payload: dict) -> Problem | None:
         """List lengths checked before pydantic validates each item (100k messages fit in 8 MiB)."""
-        messages, prompt = payload.get("messages"), payload.get("prompt")
-        if isinstance(messages, list) and len(messages) > self.limits.context_length:
-            return Problem(
-                "messages",
-                f"'messages' holds {len(messages)} messages; the context holds {self.limits.context_length} tokens.",
-                "context_length_exceeded",
-            )
+        prompt = payload.get("prompt")
+        for name in ("messages", "input"):
+            items = payload.get(name)
+            if isinstance(items, list) and len(items) > self.limits.context_length:
+                return Problem(
+                    name,
+                    f"'{name}' holds {len(items)} items; the context holds {self.limits.context_length} tokens.",
+                    "context_length_exceeded",
+                )
         if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) and len(prompt) > self.limits.max_n:
             return Problem("prompt", f"'prompt' holds {len(prompt)} prompts; at most {self.limits.max_n} per request.")
         return None
 
     async def _size(self, kind: Kind, request: Any) -> Problem | None:
+        if kind == "response":
+            return await self.sizer.check(response_texts(request), "input")
         if kind == "chat":
             if request.input_ids is not None:
                 return None  # bounded by the table: at most context-length ids

@@ -27,7 +27,8 @@ from sglang_hathora.openai.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Tic
 from sglang_hathora.openai.in_flight import InFlightTable
 from sglang_hathora.openai.prompt_size import PromptSizer
 from sglang_hathora.openai.request_checks import RequestChecker, limits_for
-from sglang_hathora.openai.streams import observe_stream
+from sglang_hathora.openai.response_store import ResponseIds, ResponseStore
+from sglang_hathora.openai.streams import observe_response_stream, observe_stream
 from sglang_hathora.settings import Settings
 
 # How often a non-streaming request checks that its client is still there. SGLang's own check runs
@@ -45,6 +46,10 @@ class OpenAIServing:
         sizer = PromptSizer(adapter.tokenizer, self.context_length)
         self.checker = RequestChecker(settings, self.limits, sizer, adapter.request_models)
         self.in_flight = InFlightTable(adapter, metrics)
+        self.stored = ResponseStore(settings.response_store_max_items, settings.response_store_max_age)
+        self.response_ids = ResponseIds(settings.hathora_process_id or "unknown", self.stored)
+        if adapter.responses_unavailable is None:
+            adapter.use_response_store(self.stored.responses, self.stored.messages)
 
     def openapi_bodies(self) -> dict[str, tuple[str, dict, dict]]:
         """The request bodies /openapi.json publishes: SGLang's models with our bounds."""
@@ -60,6 +65,8 @@ class OpenAIServing:
     async def handle(self, kind: Kind, raw_request: Request) -> Response:
         """One generation request, checked and admitted; raises ApiError for what a client did wrong."""
         request_id: str = raw_request.scope["state"]["request_id"]
+        if kind == "response" and self.adapter.responses_unavailable:
+            raise ApiError(f"The Responses API is unavailable here: {self.adapter.responses_unavailable}", 501)
         checked = await self.checker.parse(kind, raw_request)
         if request_id in self.in_flight:
             message = f"A request with X-Request-Id '{request_id}' is already in progress."
@@ -75,9 +82,14 @@ class OpenAIServing:
         request = checked.request
         # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
         request.model = self.settings.model_name
-        request.rid = self.adapter.new_rid()
+        if kind == "response":
+            if request.previous_response_id:
+                self.response_ids.require_here(request.previous_response_id, "previous_response_id")
+            self.adapter.set_response_id(request, self.response_ids.new())  # also its engine rid
+        else:
+            request.rid = self.adapter.new_rid()
         _log_request(request, request_id)
-        logger.debug("[%s] engine rid %s", request_id, request.rid)
+        logger.debug("[%s] engine rid %s", request_id, getattr(request, "rid", None) or request.request_id)
         self.in_flight.add(request_id)
         try:
             response = await self._generate(kind, request, raw_request, request_id)
@@ -90,7 +102,7 @@ class OpenAIServing:
 
     async def _generate(self, kind: Kind, request: Any, raw_request: Request, request_id: str) -> Response:
         # Streams always end with SGLang's usage chunk, for our log line and metrics.
-        client_wants_usage = self.adapter.always_report_usage(request) if request.stream else False
+        client_wants_usage = request.stream and kind != "response" and self.adapter.always_report_usage(request)
         timer = GenerationTimer(request_id, self.metrics)
         if request.stream:
             result = await self.adapter.generate(kind, request, raw_request)
@@ -100,6 +112,8 @@ class OpenAIServing:
                 timer.finish(None, None, "abort")
                 return Response(status_code=499)  # nobody is listening; the status is for the log line
         forced_tool_call = kind == "chat" and tool_calls.forced(request)
+        if kind == "response":
+            return self._response_result(result, request, request_id, timer)
         if isinstance(result, StreamingResponse):
             chunks = tool_calls.rewrite_stream(result.body_iterator) if forced_tool_call else result.body_iterator
             result.body_iterator = observe_stream(chunks, request_id, self.in_flight, timer, client_wants_usage)
@@ -126,6 +140,36 @@ class OpenAIServing:
             )
         return result
 
+    def _response_result(self, result: Any, request: Any, request_id: str, timer: GenerationTimer) -> Response:
+        """What SGLang's Responses serving returned, as our response (its id names this process)."""
+        if isinstance(result, StreamingResponse):
+            result.body_iterator = observe_response_stream(result.body_iterator, request_id, self.in_flight, timer)
+            return result
+        if isinstance(result, BaseModel):
+            body = result.model_dump(mode="json")
+            usage = body.get("usage") or {}
+            timer.finish(usage.get("input_tokens"), usage.get("output_tokens"), body.get("status"))
+            if body.get("status") == "failed" and (reason := self.in_flight.abort_reason(request_id))[0] != "engine":
+                raise ApiError(reason[1], 503, code=reason[0])
+            return JSONResponse(body)
+        raise from_sglang_error(result.body, result.status_code, tuple(self.checker.rules["response"]), "input")
+
+    async def retrieve(self, response_id: str) -> Response:
+        """GET /v1/responses/{id}: from this process's store, else the 404 that says why."""
+        self.response_ids.require_here(response_id, "response_id")
+        return self._stored(await self.adapter.retrieve_response(response_id))
+
+    async def cancel(self, response_id: str) -> Response:
+        """POST /v1/responses/{id}/cancel: every response here ran in the foreground, so it is over:
+        the stored response comes back unchanged."""
+        self.response_ids.require_here(response_id, "response_id")
+        return self._stored(await self.adapter.cancel_response(response_id))
+
+    def _stored(self, result: Any) -> Response:
+        if isinstance(result, BaseModel):
+            return JSONResponse(result.model_dump(mode="json"))
+        raise from_sglang_error(result.body, result.status_code, ("response_id",))
+
     async def _until_done_or_disconnected(self, kind: Kind, request: Any, raw_request: Request, request_id: str) -> Any:
         """Run a non-streaming request; if its client goes away, abort it in the engine at once."""
         task = asyncio.ensure_future(self.adapter.generate(kind, request, raw_request))
@@ -146,15 +190,26 @@ class OpenAIServing:
 
 def _log_request(request: Any, request_id: str) -> None:
     messages = getattr(request, "messages", None)
-    max_tokens = getattr(request, "max_completion_tokens", None) or getattr(request, "max_tokens", None)
-    what = (
-        f"Chat completion request: model={request.model}, messages={len(messages)}"
-        if messages is not None
-        else (f"Completion request: model={request.model}")
+    max_tokens = next(
+        (
+            value
+            for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+            if (value := getattr(request, name, None))
+        ),
+        None,
     )
+    if messages is not None:
+        what = f"Chat completion request: model={request.model}, messages={len(messages)}"
+    elif hasattr(request, "input"):
+        items = 1 if isinstance(request.input, str) else len(request.input)
+        what = f"Response request: model={request.model}, input items={items}, id={request.request_id}"
+    else:
+        what = f"Completion request: model={request.model}"
     logger.info("[%s] %s, max_tokens=%s, stream=%s", request_id, what, max_tokens, bool(request.stream))
     if messages is not None:
         logger.debug("[%s] messages: %s", request_id, [m.model_dump(exclude_none=True) for m in messages])
+    elif hasattr(request, "input"):
+        logger.debug("[%s] instructions: %r, input: %r", request_id, request.instructions, request.input)
     else:
         logger.debug("[%s] prompt: %r", request_id, request.prompt)
     logger.info("[%s] Starting generation", request_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sglang_hathora.engine.sglang_adapter import parse_event, with_response_id
+from sglang_hathora.engine.sglang_adapter import parse_event, parse_typed_event, with_response_id
 from sglang_hathora.errors import ApiError, client_fault
 from sglang_hathora.observability import GenerationTimer, logger
 from sglang_hathora.openai.in_flight import InFlightTable
@@ -72,3 +72,40 @@ async def observe_stream(
             finish_reason = "abort"
         table.remove(request_id)
         timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), finish_reason)
+
+
+# Responses events that end a stream (SGLang sends one of them last, with the usage).
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+async def observe_response_stream(
+    chunks: AsyncIterator[Any], request_id: str, table: InFlightTable, timer: GenerationTimer
+) -> AsyncIterator[str]:
+    """The same watch over a /v1/responses stream: typed events (``event: ...``), no [DONE]."""
+    usage: dict[str, Any] = {}
+    status: str | None = None
+    sequence = 0
+    try:
+        async for chunk in chunks:
+            text = chunk if isinstance(chunk, str) else chunk.decode()
+            event = parse_typed_event(text) or {}
+            kind = event.get("type")
+            sequence = event.get("sequence_number", sequence) + 1
+            if kind == "response.output_text.delta":
+                timer.mark_token()
+            elif kind in _TERMINAL:
+                response = event.get("response") or {}
+                usage, status = response.get("usage") or {}, response.get("status") or kind
+            yield text
+    except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
+        logger.exception("[%s] Stream failed", request_id)
+        error = ApiError(f"Generation failed: {type(exc).__name__}: {exc}", 500)
+        yield error.response_event(sequence)
+        status = "error"
+    finally:
+        if status is None:
+            # The client went away: free the engine's slot now.
+            table.abort(request_id, "client_disconnected")
+            status = "abort"
+        table.remove(request_id)
+        timer.finish(usage.get("input_tokens"), usage.get("output_tokens"), status)
