@@ -28,7 +28,7 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         "MAX_CONCURRENT_REQUESTS": "2",
         "LOG_FORMAT": "json",
         "CORS_ALLOW_ORIGINS": "https://app.example.com",
-        "DRAIN_TIMEOUT": "3",
+        "DRAIN_TIMEOUT": "6",  # the running stream is aborted 3 s before the end
         "ENABLE_ENGINE_METRICS": "true",
     }
     server = ServerProcess(log_file=tmp_path_factory.mktemp("configured") / "serve.log", extra_env=env).start()

@@ -29,8 +29,10 @@ from sglang_hathora.openai.serving import OpenAIServing
 from sglang_hathora.settings import Settings
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# Seconds before the drain timeout at which still-running generations are aborted.
-_DRAIN_ABORT_MARGIN = 1.0
+# Seconds before the drain timeout at which still-running generations are aborted (at most half the
+# drain): the abort goes to the scheduler and back before each client's error event can be sent, and
+# with the 2 cores busy (a build beside the tests) 1 s was not always enough: the stream was cut bare.
+_DRAIN_ABORT_MARGIN = 3.0
 # Seconds kept for the engine's shutdown and the exit after a stop (measured 0.3-0.6 s on CPU).
 _ENGINE_EXIT_MARGIN = 1.0
 
@@ -254,6 +256,7 @@ class Lifecycle:
     async def _abort_at_drain_deadline(self) -> None:
         # uvicorn cancels whatever still runs when the drain timeout ends, which would cut streams
         # mid-flight with no word; aborting in the engine just before lets each client get an error event.
-        await asyncio.sleep(max(0.0, self.settings.drain_timeout - _DRAIN_ABORT_MARGIN))
+        drain = self.settings.drain_timeout
+        await asyncio.sleep(drain - min(_DRAIN_ABORT_MARGIN, drain / 2))
         if self.serving is not None and (count := self.serving.in_flight.abort_all("drain_timeout")):
             logger.warning("Drain timeout: aborted %d generation(s) still running", count)
