@@ -119,7 +119,8 @@ class RequestChecker:
             if isinstance(items, list) and len(items) > self.limits.context_length:
                 return Problem(
                     name,
-                    f"'{name}' holds {len(items)} items; the context holds {self.limits.context_length} tokens.",
+                    f"'{name}' holds {len(items)} {'messages' if name == 'messages' else 'items'}; "
+                    f"the context holds {self.limits.context_length} tokens.",
                     "context_length_exceeded",
                 )
         if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) and len(prompt) > self.limits.max_n:
