@@ -24,7 +24,8 @@ serve: setup
 test: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
-	$(PY) -m pytest
+	# Two workers; tests sharing a server stay on one (tests/run_order.py): 1.4x faster than one.
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # The fast loop: every test that needs no engine, no model and no Docker (under a minute).
 test-fast: $(STAMP)

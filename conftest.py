@@ -11,19 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from tests import image_builds
+from tests import image_builds, run_order
 from tests.server_process import ServerProcess
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    image_builds.folder()  # names this run's build folder before any xdist worker is started
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    image_builds.order_docker_tests_last(items)
+    run_order.order(items)  # fast tests, shared servers, a server each, containers last
 
 
+# The images build in the background from the moment the session knows a container test will run
+# (tests/image_builds.py): after collection without xdist; with it, in the controller, once the first
+# worker has collected (a worker never starts it: the controller owns it and ends it).
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # The images build in the background from here on (tests/image_builds.py), once per session: not
-    # in an xdist worker (each would start one; the container fixtures start it there when needed).
     wanted = any(item.get_closest_marker("docker") for item in session.items)
     if wanted and not hasattr(session.config, "workerinput") and image_builds.docker_engine_answers():
+        image_builds.start()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    wanted = any(test_id.startswith(image_builds.CONTAINER_TESTS) for test_id in ids)
+    if wanted and not image_builds.folder().exists() and image_builds.docker_engine_answers():
         image_builds.start()
 
 

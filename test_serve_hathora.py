@@ -18,9 +18,10 @@ import openai
 import psutil
 import pytest
 
+from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
+pytestmark = [pytest.mark.engine, pytest.mark.xdist_group(run_order.SHARED_SERVER)]  # the session server
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -1,29 +1,41 @@
 """Where the container images get built for the tests: in the background, while the other tests run.
 
 On a fresh machine the two builds (``make docker-cpu`` and ``make docker-hathora-standin``) took
-448 s and 187 s, a third of CI, while the engine tests before them keep the 2 cores only about half
-busy (27 min 44 s of user CPU in 27 min 32 s of wall time). So the builds start as soon as the
-session knows it will run a container test, at the lowest priority (``nice -n 19`` here; ``.ci/run``
-also puts dockerd's containers, where the build steps run, under the smallest CPU weight), the
-container tests run last (``order_docker_tests_last``), and their fixtures wait for the build.
-The build is ended by its process group if the session ends first.
+448 s and 187 s, a third of CI, while the engine tests keep the 2 cores only part busy. So the builds
+start as soon as the session knows it will run a container test, at the lowest priority (``nice -n 19``
+here; ``.ci/run`` also puts dockerd's containers, where the build steps run, under the smallest CPU
+weight), the container tests run last (tests/run_order.py), and their fixtures wait for it.
+
+``make test`` runs pytest-xdist workers: the controller starts the build (it sees every worker's
+collection), a container test waits for it in whichever worker runs it, and the controller ends a
+build still running when the session ends. So the build's state is files in one folder per test run
+(its log, pid and exit status), named by an id the workers inherit from the controller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.server_process import PROJECT_DIR
 
 TARGETS = ("docker-cpu", "docker-hathora-standin")
-LOG = Path(tempfile.gettempdir()) / f"sglang-hathora-image-builds-{os.getpid()}.log"
+CONTAINER_TESTS = "tests/test_containers.py::"
+_RUN_ID = "SGLANG_HATHORA_TEST_RUN"
 
-_build: subprocess.Popen | None = None
+_build: subprocess.Popen | None = None  # set in the one process that started the build
+
+
+def folder() -> Path:
+    """This test run's build folder: the first pytest process names it, its xdist workers inherit it."""
+    run = os.environ.setdefault(_RUN_ID, str(os.getpid()))
+    return Path(tempfile.gettempdir()) / f"sglang-hathora-image-builds-{run}"
 
 
 def docker_engine_answers() -> bool:
@@ -36,13 +48,16 @@ def docker_engine_answers() -> bool:
 
 
 def start() -> None:
-    """Start both builds once (a no-op when they are running or done)."""
+    """Start both builds once per test run (a no-op when some process has started them)."""
     global _build
-    if _build is not None:
+    try:
+        folder().mkdir()  # atomic: exactly one process of the run gets past here
+    except FileExistsError:
         return
-    with LOG.open("w") as log:
+    with (folder() / "log").open("w") as log:
         _build = subprocess.Popen(
-            ["nice", "-n", "19", "make", *TARGETS],
+            # The exit status lands in a file any worker can read.
+            ["sh", "-c", 'nice -n 19 make "$@"; echo $? > "$0/status"', str(folder()), *TARGETS],
             cwd=PROJECT_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -54,17 +69,27 @@ def start() -> None:
 def wait(timeout: float) -> None:
     """Wait for the builds (starting them if nobody has); fail with the end of their output."""
     start()
-    assert _build is not None
-    try:
-        code = _build.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop()
-        raise AssertionError(f"the image builds took over {timeout:.0f} s:\n{LOG.read_text()[-4000:]}") from None
-    assert code == 0, f"`make {' '.join(TARGETS)}` exited {code}:\n{LOG.read_text()[-4000:]}"
+    status, deadline = folder() / "status", time.monotonic() + timeout
+    while not status.exists() or not status.read_text().strip():
+        if time.monotonic() > deadline:
+            _end_build()
+            raise AssertionError(f"the image builds took over {timeout:.0f} s:\n{_log_tail()}")
+        if _build is not None and _build.poll() is not None and not status.exists():
+            break  # ended without writing its status: killed
+        time.sleep(1)
+    code = status.read_text().strip() if status.exists() else "nothing (killed)"
+    assert code == "0", f"`make {' '.join(TARGETS)}` exited {code}:\n{_log_tail()}"
 
 
 def stop() -> None:
-    """End a build still running (the session ended before the container tests)."""
+    """At the session's end, in the process that started the build: end it if it still runs (the
+    session ended first) and remove the run's folder."""
+    if _build is not None:
+        _end_build()
+        shutil.rmtree(folder(), ignore_errors=True)
+
+
+def _end_build() -> None:
     if _build is not None and _build.poll() is None:
         os.killpg(_build.pid, signal.SIGTERM)
         try:
@@ -74,6 +99,7 @@ def stop() -> None:
             _build.wait()
 
 
-def order_docker_tests_last(items: list) -> None:
-    """Container tests after every other one (a stable sort: each group keeps its order)."""
-    items.sort(key=lambda item: item.get_closest_marker("docker") is not None)
+def _log_tail() -> str:
+    with contextlib.suppress(OSError):
+        return (folder() / "log").read_text()[-4000:]
+    return "(no build log)"

@@ -36,6 +36,7 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(not image_builds.docker_engine_answers(), reason="no Docker engine answers `docker info` here"),
+    pytest.mark.timeout(BUILD_TIMEOUT + 600),  # the first one may wait for the background build
 ]
 
 

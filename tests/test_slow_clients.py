@@ -11,9 +11,10 @@ import httpx
 import openai
 import pytest
 
+from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600), pytest.mark.xdist_group(run_order.SLOW_CLIENTS_SERVER)]
 STALLED = 300
 BODY_TIMEOUT = 4
 HEADER_TIMEOUT = 3
