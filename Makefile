@@ -24,8 +24,8 @@ serve: setup
 test: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
-	# Two workers; tests sharing a server stay on one (tests/run_order.py): 1.4x faster than one.
-	$(PY) -m pytest -n 2 --dist loadgroup
+	# Two lanes (tests/run_order.py): the engine tests one at a time, the container tests beside them.
+	$(PY) -m pytest -n 2 --lanes
 
 # The fast loop: every test that needs no engine, no model and no Docker (under a minute).
 test-fast: $(STAMP)

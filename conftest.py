@@ -15,12 +15,21 @@ from tests import image_builds, run_order
 from tests.server_process import ServerProcess
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lanes", action="store_true", help="with -n 2: the engine lane and the container lane")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     image_builds.folder()  # names this run's build folder before any xdist worker is started
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    run_order.order(items)  # fast tests, shared servers, a server each, containers last
+    run_order.order(items)  # container tests last
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return run_order.lane_scheduler(config, log) if config.getoption("lanes") else None
 
 
 # The images build in the background from the moment the session knows a container test will run
@@ -34,7 +43,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
-    wanted = any(test_id.startswith(image_builds.CONTAINER_TESTS) for test_id in ids)
+    wanted = any(run_order.lane_of(test_id) == run_order.CONTAINER_LANE for test_id in ids)
     if wanted and not image_builds.folder().exists() and image_builds.docker_engine_answers():
         image_builds.start()
 

@@ -18,10 +18,9 @@ import openai
 import psutil
 import pytest
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.xdist_group(run_order.SHARED_SERVER)]  # the session server
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

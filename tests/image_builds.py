@@ -4,7 +4,7 @@ On a fresh machine the two builds (``make docker-cpu`` and ``make docker-hathora
 448 s and 187 s, a third of CI, while the engine tests keep the 2 cores only part busy. So the builds
 start as soon as the session knows it will run a container test, at the lowest priority (``nice -n 19``
 here; ``.ci/run`` also puts dockerd's containers, where the build steps run, under the smallest CPU
-weight), the container tests run last (tests/run_order.py), and their fixtures wait for it.
+weight), the container tests run in a lane of their own (tests/run_order.py) once it is done.
 
 ``make test`` runs pytest-xdist workers: the controller starts the build (it sees every worker's
 collection), a container test waits for it in whichever worker runs it, and the controller ends a
@@ -26,7 +26,6 @@ from pathlib import Path
 from tests.server_process import PROJECT_DIR
 
 TARGETS = ("docker-cpu", "docker-hathora-standin")
-CONTAINER_TESTS = "tests/test_containers.py::"
 _RUN_ID = "SGLANG_HATHORA_TEST_RUN"
 
 _build: subprocess.Popen | None = None  # set in the one process that started the build

@@ -1,49 +1,51 @@
-"""Where the tests' order, and so their spread over the pytest-xdist workers of ``make test``, is decided.
+"""Where the tests' order, and their two lanes in ``make test``, are decided.
 
-``make test`` runs two workers with ``--dist loadgroup``. Tests that share a server process (the
-session's ``server``, or a module's own) carry one ``xdist_group`` mark, so that one worker runs them
-all and the server starts once; every other engine test starts its own server and goes to whichever
-worker is free. Each start costs about 70 s of CPU over 50 s, so one worker alone left a core idle
-half the time (37 min of CPU in a 33 min run).
+``make test`` runs ``pytest -n 2 --lanes``: two pytest-xdist workers, each given one lane whole:
+- the engine lane: every test but the container tests, one at a time, in file order. Many carry
+  bounds the issues ask for (the port bound within 2 s of start, a stalled upload cut within 4 s, a
+  flood aborted within its window); a trial with these tests spread over both workers failed 3 of
+  them and took longer in all (38.5 min against 33): two servers starting at once on 2 cores, and
+  the image builds starved behind them.
+- the container lane: the container tests. Their worker waits for the images, which build in the
+  background from the session's start (tests/image_builds.py), then runs the containers beside the
+  engine lane. ``.ci/run`` puts dockerd and every container in the cgroup with the least CPU weight,
+  so they take only what the engine lane leaves idle (about half the machine: a server start is ~70 s
+  of CPU in ~50 s), as the builds already did; before, they ran after all the others, 3-4 min at the end.
+Without ``--lanes`` (``pytest`` alone, or ``-n 2`` in make test-fast) the container tests simply run last.
 
-xdist gives a worker the next unit of work (a group, or one test) whenever it has at most 2 tests
-left, in collection order. So the order is: the fast tests first (many small units: both workers
-stay busy while they go), then the groups, the longest first (a worker that takes one has enough to
-do that the next unit goes to the other), then the engine tests with a server each, then the
-container tests (tests/image_builds.py: the images build in the background until then).
+The lanes are a scheduler of our own (``LaneScheduling``) because ``--dist loadgroup`` does nothing
+with pytest 9.2: xdist 3.8 renames grouped tests by writing ``item._nodeid``, which pytest 9 no longer
+reads (``nodeid`` comes from ``_id``), so every test was scheduled alone.
 """
 
 from __future__ import annotations
 
 import pytest
 
-# The shared groups, longest first (measured on 2 cores: the session server's ~90 tests 6 min, the
-# fuzz run 5-6 min, the configured server's 2 min, the slow clients' 1.5 min).
-SHARED_SERVER = "shared-server"  # conftest.py's session `server`
-FUZZ_SERVER = "fuzz-server"
-CONFIGURED_SERVER = "configured-server"
-SLOW_CLIENTS_SERVER = "slow-clients-server"
-GROUPS = (SHARED_SERVER, FUZZ_SERVER, CONFIGURED_SERVER, SLOW_CLIENTS_SERVER)
+CONTAINER_TESTS = "tests/test_containers.py::"
+ENGINE_LANE, CONTAINER_LANE = "engine-lane", "container-lane"
 
 
-def group_of(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("xdist_group")
-    if marker is None:
-        return None
-    return marker.args[0] if marker.args else marker.kwargs.get("name")
-
-
-def rank(item: pytest.Item) -> tuple[int, int]:
-    if item.get_closest_marker("docker"):
-        return (3, 0)
-    group = group_of(item)
-    if group is not None:
-        return (1, GROUPS.index(group) if group in GROUPS else len(GROUPS))
-    if item.get_closest_marker("engine"):
-        return (2, 0)
-    return (0, 0)
+def is_container_test(item: pytest.Item) -> bool:
+    return item.get_closest_marker("docker") is not None
 
 
 def order(items: list[pytest.Item]) -> None:
-    """A stable sort: within each rank the tests keep their collection order."""
-    items.sort(key=rank)
+    """Container tests last (a stable sort: the others keep their order)."""
+    items.sort(key=is_container_test)
+
+
+def lane_of(nodeid: str) -> str:
+    return CONTAINER_LANE if nodeid.startswith(CONTAINER_TESTS) else ENGINE_LANE
+
+
+def lane_scheduler(config: pytest.Config, log):
+    """xdist's scope scheduler with our two lanes as its only scopes: the larger (the engine lane) goes
+    to the first worker, the container lane to the second, and neither is ever split."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LaneScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return lane_of(nodeid)
+
+    return LaneScheduling(config, log)

@@ -13,13 +13,12 @@ import httpx
 import openai
 import pytest
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
 KEYS = ("key-one-0123456789", "key-two-9876543210")
 HI = [{"role": "user", "content": "hi"}]
 
-pytestmark = [pytest.mark.engine, pytest.mark.timeout(600), pytest.mark.xdist_group(run_order.CONFIGURED_SERVER)]
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.xdist_group(run_order.SHARED_SERVER)]  # the session server
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]

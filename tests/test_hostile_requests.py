@@ -12,10 +12,9 @@ import httpx
 import openai
 import pytest
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.xdist_group(run_order.SHARED_SERVER)]  # the session server
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

@@ -22,10 +22,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.xdist_group(run_order.FUZZ_SERVER)]
+pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
 PATHS = ("/v1/chat/completions", "/v1/completions")
 PER_PATH_AND_MODE = 500  # x 2 paths x 2 modes = 2,000 requests

@@ -11,10 +11,9 @@ import httpx
 import openai
 import pytest
 
-from tests import run_order
 from tests.server_process import ServerProcess
 
-pytestmark = [pytest.mark.engine, pytest.mark.timeout(600), pytest.mark.xdist_group(run_order.SLOW_CLIENTS_SERVER)]
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 STALLED = 300
 BODY_TIMEOUT = 4
 HEADER_TIMEOUT = 3
