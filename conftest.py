@@ -36,7 +36,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 # (tests/image_builds.py): after collection without xdist; with it, in the controller, once the first
 # worker has collected (a worker never starts it: the controller owns it and ends it).
 def pytest_collection_finish(session: pytest.Session) -> None:
-    wanted = any(item.get_closest_marker("docker") for item in session.items)
+    wanted = any(run_order.is_container_test(item) for item in session.items)
     if wanted and not hasattr(session.config, "workerinput") and image_builds.docker_engine_answers():
         image_builds.start()
 

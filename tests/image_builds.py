@@ -9,7 +9,7 @@ weight), the container tests run in a lane of their own (tests/run_order.py) onc
 ``make test`` runs pytest-xdist workers: the controller starts the build (it sees every worker's
 collection), a container test waits for it in whichever worker runs it, and the controller ends a
 build still running when the session ends. So the build's state is files in one folder per test run
-(its log, pid and exit status), named by an id the workers inherit from the controller.
+(its log and exit status), named by an id the workers inherit from the controller.
 """
 
 from __future__ import annotations

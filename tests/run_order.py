@@ -26,17 +26,18 @@ CONTAINER_TESTS = "tests/test_containers.py::"
 ENGINE_LANE, CONTAINER_LANE = "engine-lane", "container-lane"
 
 
+def lane_of(nodeid: str) -> str:
+    """By test id, the one thing xdist's controller sees of a test (its markers stay in the workers)."""
+    return CONTAINER_LANE if nodeid.startswith(CONTAINER_TESTS) else ENGINE_LANE
+
+
 def is_container_test(item: pytest.Item) -> bool:
-    return item.get_closest_marker("docker") is not None
+    return lane_of(item.nodeid) == CONTAINER_LANE
 
 
 def order(items: list[pytest.Item]) -> None:
     """Container tests last (a stable sort: the others keep their order)."""
     items.sort(key=is_container_test)
-
-
-def lane_of(nodeid: str) -> str:
-    return CONTAINER_LANE if nodeid.startswith(CONTAINER_TESTS) else ENGINE_LANE
 
 
 def lane_scheduler(config: pytest.Config, log):
