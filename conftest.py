@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import image_builds, run_order
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,16 +54,9 @@ def pytest_sessionfinish() -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log_dir = tmp_path_factory.mktemp("server")
-    process = ServerProcess(
-        log_file=log_dir / "serve_hathora.log",
-        extra_env={"HATHORA_REGION": "Seattle", "HATHORA_PROCESS_ID": "proc-test-1", "LOG_LEVEL": "INFO"},
-    ).start()
-    try:
-        process.wait_ready()
+    env = {"HATHORA_REGION": "Seattle", "HATHORA_PROCESS_ID": "proc-test-1", "LOG_LEVEL": "INFO"}
+    with ready_server(tmp_path_factory.mktemp("server"), **env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")

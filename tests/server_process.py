@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +120,14 @@ class ServerProcess:
         if not self._stdout.closed:
             self._stdout.flush()
         return self.stdout_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def ready_server(log_dir: Path, **extra_env: str) -> Iterator[ServerProcess]:
+    """A server started, ready and, whatever happens in the block, stopped: the shared-server fixtures."""
+    server = ServerProcess(log_file=log_dir / "serve_hathora.log", extra_env=extra_env).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 KEYS = ("key-one-0123456789", "key-two-9876543210")
 HI = [{"role": "user", "content": "hi"}]
@@ -31,12 +31,8 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         "DRAIN_TIMEOUT": "6",  # the running stream is aborted 3 s before the end
         "ENABLE_ENGINE_METRICS": "true",
     }
-    server = ServerProcess(log_file=tmp_path_factory.mktemp("configured") / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path_factory.mktemp("configured"), **env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def sdk(server: ServerProcess, key: str | None) -> openai.OpenAI:

@@ -22,7 +22,7 @@ from tests.hathora_support import (
     registration_env,
     wait_for,
 )
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
@@ -76,9 +76,7 @@ def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(
     env = registration_env(
         fake_compute, service_account, NEG_NAMES="llm-serve-{region},llm-serve-{region}-b", DRAIN_TIMEOUT="60"
     )
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         loading_bodies = [body for code, body in server.health_codes if code == 503]
         assert loading_bodies and all(body["registration"]["state"] == "pending" for body in loading_bodies)
         wait_for(
@@ -117,8 +115,6 @@ def test_regional_two_negs_attach_after_ready_retry_503_and_detach_before_drain(
         assert {call.neg for call in detaches} == {"llm-serve-us-west1", "llm-serve-us-west1-b"}
         assert max(call.at for call in detaches) - min(call.at for call in detaches) < 0.3  # in parallel
         assert_no_orphans(children)
-    finally:
-        server.stop()
     log = server.log_file.read_text()
     assert "NEG detach done" in log and "Exited with status 0" in log
 
@@ -128,9 +124,7 @@ def test_global_already_attached_and_second_sigterm_ends_the_drain(
 ) -> None:
     fake_compute.create_neg("global", "llm-serve-us-west1", [FQDN_ENDPOINT])  # left by a crashed run
     env = registration_env(fake_compute, service_account, NEG_MODE="global", DRAIN_TIMEOUT="120")
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         wait_for(lambda: health(server).json()["registration"]["state"] == "attached", 30, "attached")
         assert min(call.at for call in fake_compute.calls) > server.last_unready_at  # only once ready
         assert fake_compute.calls_of("attach") == []  # listed first: already there, nothing to do
@@ -150,8 +144,6 @@ def test_global_already_attached_and_second_sigterm_ends_the_drain(
         assert server.wait(timeout=30) == 0
         assert time.monotonic() - second_at < 15
         assert_no_orphans(children)
-    finally:
-        server.stop()
     assert "second SIGTERM: ending the drain now" in server.log_file.read_text()
 
 
@@ -165,9 +157,7 @@ def test_zonal_api_down_keeps_serving_then_attaches_and_sigterm_detaches(
     fake_compute.create_neg("zones/us-west1-b", "llm-serve-us-west1-b")
     fake_compute.down = True
     env = registration_env(fake_compute, service_account, NEG_MODE="zonal", HATHORA_HOSTNAME="localhost")
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         # The first pass retries the instance lookup for up to its 30 s budget before it reports
         # "retrying" (a 30 s wait here lost that race by 0.3 s in one CI run).
         wait_for(lambda: health(server).json()["registration"]["state"] == "retrying", 90, "retrying")
@@ -201,16 +191,12 @@ def test_zonal_api_down_keeps_serving_then_attaches_and_sigterm_detaches(
         assert detached_at - sigterm_at < 2.0
         assert server.wait(timeout=60) == 0
         assert_no_orphans(children)
-    finally:
-        server.stop()
 
 
 def test_engine_death_still_detaches_then_exits_non_zero(fake_compute: FakeCompute, service_account, tmp_path) -> None:
     fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1")
     env = registration_env(fake_compute, service_account)
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         wait_for(lambda: fake_compute.endpoints("regions/us-west1", "llm-serve-us-west1"), 30, "attached")
         # Serve a request first: SGLang re-arms its own signal handlers on requests, not only at warm-up.
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
@@ -246,8 +232,6 @@ def test_engine_death_still_detaches_then_exits_non_zero(fake_compute: FakeCompu
         assert server.wait(timeout=60) == 1
         assert fake_compute.endpoints("regions/us-west1", "llm-serve-us-west1") == []
         assert_no_orphans(children)
-    finally:
-        server.stop()
     assert "An engine process died" in server.log_file.read_text()
 
 
@@ -257,12 +241,8 @@ def test_required_registration_that_keeps_failing_exits_non_zero(
     fake_compute.create_neg("regions/us-west1", "llm-serve-us-west1")
     fake_compute.down = True
     env = registration_env(fake_compute, service_account, NEG_REGISTRATION_REQUIRED="true", NEG_ATTACH_DEADLINE="3")
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         assert server.wait(timeout=120) == 1
-    finally:
-        server.stop()
     assert "NEG_REGISTRATION_REQUIRED is set: exiting" in server.log_file.read_text()
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.fake_compute import FakeCompute
 from tests.hathora_support import FQDN_ENDPOINT, health, registration_env, wait_for
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
@@ -81,9 +81,7 @@ def test_sigterm_with_an_attach_call_in_flight_leaves_nothing_attached(
         NEG_DETACH_BUDGET=str(DETACH_BUDGET),
         DRAIN_TIMEOUT=str(DRAIN_TIMEOUT),
     )
-    server = ServerProcess(log_file=tmp_path / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path, **env) as server:
         wait_for(lambda: any(c.verb == "attach" for c in fake_compute.arrived), 60, "the attach call to arrive")
         if mode == "hold":  # HATHORA_REGION=Dubai starts and attaches, to me-central1
             wait_for(lambda: fake_compute.endpoints(scope, neg) == [FQDN_ENDPOINT], 10, "attached")
@@ -100,8 +98,6 @@ def test_sigterm_with_an_attach_call_in_flight_leaves_nothing_attached(
             assert len(fake_compute.calls_of("detach")) >= 1
             time.sleep(1)
             assert fake_compute.endpoints(scope, neg) == []
-    finally:
-        server.stop()
     log = server.log_file.read_text()
     assert "Stopping (SIGTERM)" in log
     if mode == "latency" and seconds == 5.0:

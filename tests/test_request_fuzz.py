@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
@@ -41,16 +41,8 @@ WHOLE_BODY = (
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory):
-    log_dir = tmp_path_factory.mktemp("fuzz")
-    process = ServerProcess(
-        log_file=log_dir / "serve_hathora.log",
-        extra_env={"MAX_COMPLETION_TOKENS": "2", "LOG_LEVEL": "WARNING"},
-    ).start()
-    try:
-        process.wait_ready()
+    with ready_server(tmp_path_factory.mktemp("fuzz"), MAX_COMPLETION_TOKENS="2", LOG_LEVEL="WARNING") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def generate(document: dict, path: str, mode: GenerationMode, count: int) -> list:

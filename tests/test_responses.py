@@ -5,13 +5,12 @@ one stored is a clear 404 on the other, and the store's bound holds under a loop
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 pytestmark = pytest.mark.engine  # needs the real engine: not in make test-fast
 
@@ -27,20 +26,10 @@ def client(server: ServerProcess) -> openai.OpenAI:
 @pytest.fixture(scope="module")
 def other_process(tmp_path_factory: pytest.TempPathFactory):
     """A second server: another Hathora process, with a store of 3 and one-token answers."""
-    log_dir: Path = tmp_path_factory.mktemp("other-process")
-    process = ServerProcess(
-        log_file=log_dir / "serve_hathora.log",
-        extra_env={
-            "HATHORA_PROCESS_ID": "proc-test-2",
-            "RESPONSE_STORE_MAX_ITEMS": str(STORE_MAX),
-            "MAX_COMPLETION_TOKENS": "1",
-        },
-    ).start()
-    try:
-        process.wait_ready()
+    env = {"HATHORA_PROCESS_ID": "proc-test-2", "MAX_COMPLETION_TOKENS": "1"}
+    env["RESPONSE_STORE_MAX_ITEMS"] = str(STORE_MAX)
+    with ready_server(tmp_path_factory.mktemp("other-process"), **env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_create_answers_paris_plain_and_streamed_with_the_sdks_events(client: openai.OpenAI) -> None:

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, ready_server
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 STALLED = 300
@@ -27,12 +27,8 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         "MAX_CONCURRENT_REQUESTS": "8",  # far fewer than the stalled uploads
         "MAX_CONNECTIONS": "1024",
     }
-    server = ServerProcess(log_file=tmp_path_factory.mktemp("slow") / "serve.log", extra_env=env).start()
-    try:
-        server.wait_ready()
+    with ready_server(tmp_path_factory.mktemp("slow"), **env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def stalled_upload(port: int) -> socket.socket:
