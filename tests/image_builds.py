@@ -5,13 +5,12 @@ On a fresh machine the two builds (``make docker-cpu`` and ``make docker-hathora
 start as soon as the session knows it will run a container test, at a quarter of a test process's CPU
 weight (``nice -n 6`` here, weight 272 against 1024; ``.ci/run`` also puts dockerd's containers, where
 the build steps run, in a cgroup of that weight), the container tests run in a lane of their own
-(tests/run_order.py), each test as soon as its own image is done: the CPU image is built first,
-and its tests run while the stand-in builds (the stand-in took 4-5 min more in a cold run).
+(tests/run_order.py) once it is done.
 
 ``make test`` runs pytest-xdist workers: the controller starts the build (it sees every worker's
 collection), a container test waits for it in whichever worker runs it, and the controller ends a
 build still running when the session ends. So the build's state is files in one folder per test run
-(its log and one exit status per target), named by an id the workers inherit from the controller.
+(its log and exit status), named by an id the workers inherit from the controller.
 """
 
 from __future__ import annotations
@@ -57,8 +56,8 @@ def start() -> None:
         return
     with (folder() / "log").open("w") as log:
         _build = subprocess.Popen(
-            # One target after the other, each exit status in a file any worker can read.
-            ["sh", "-c", 'for t; do nice -n 6 make "$t"; echo $? > "$0/status-$t"; done', str(folder()), *TARGETS],
+            # The exit status lands in a file any worker can read.
+            ["sh", "-c", 'nice -n 6 make "$@"; echo $? > "$0/status"', str(folder()), *TARGETS],
             cwd=PROJECT_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -67,11 +66,10 @@ def start() -> None:
         )
 
 
-def wait(target: str, timeout: float) -> None:
-    """Wait for one target's build (starting the builds if nobody has); fail with the end of their output."""
-    assert target in TARGETS, target
+def wait(timeout: float) -> None:
+    """Wait for the builds (starting them if nobody has); fail with the end of their output."""
     start()
-    status, deadline = folder() / f"status-{target}", time.monotonic() + timeout
+    status, deadline = folder() / "status", time.monotonic() + timeout
     while not status.exists() or not status.read_text().strip():
         if time.monotonic() > deadline:
             _end_build()
@@ -80,7 +78,7 @@ def wait(target: str, timeout: float) -> None:
             break  # ended without writing its status: killed
         time.sleep(1)
     code = status.read_text().strip() if status.exists() else "nothing (killed)"
-    assert code == "0", f"`make {target}` exited {code}:\n{_log_tail()}"
+    assert code == "0", f"`make {' '.join(TARGETS)}` exited {code}:\n{_log_tail()}"
 
 
 def stop() -> None:

@@ -8,9 +8,9 @@
   the image builds starved behind them.
 - the container lane: the container tests. Their worker waits for the images, which build in the
   background from the session's start (tests/image_builds.py), then runs the containers beside the
-  engine lane. ``.ci/run`` puts dockerd and every container in a cgroup with a quarter of a test
-  process's CPU weight, so they take mostly what the engine lane leaves idle (about half the machine:
-  a server start is ~70 s of CPU in ~50 s); before, they ran after all the others, 3-4 min at the end.
+  engine lane. ``.ci/run`` puts dockerd and every container in the cgroup with the least CPU weight,
+  so they take only what the engine lane leaves idle (about half the machine: a server start is ~70 s
+  of CPU in ~50 s), as the builds already did; before, they ran after all the others, 3-4 min at the end.
 Without ``--lanes`` (``pytest`` alone, or ``-n 2`` in make test-fast) the container tests simply run last.
 
 The lanes are a scheduler of our own (``LaneScheduling``) because ``--dist loadgroup`` does nothing

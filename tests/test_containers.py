@@ -25,8 +25,8 @@ from tests.server_process import free_port
 IMAGE = "sglang-hathora:cpu"
 STANDIN_BASE, STANDIN_IMAGE = "local/sglang-standin:v0.5.23", "sglang-hathora:standin"
 BUILD_TIMEOUT = 1800  # cold, both images took about 11 min here (base image, wheelhouse, installs)
-# A bound that catches hangs only: under .ci/run the containers run at a low CPU weight beside the engine
-# lane (tests/run_order.py); at the least weight (2) one took 159 s for SGLang's import alone.
+# A bound that catches hangs only: under .ci/run the containers run at the least CPU weight beside the
+# engine lane (tests/run_order.py) and get only its idle CPU: one took 159 s for SGLang's import alone.
 READY_TIMEOUT = 600
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
@@ -42,17 +42,16 @@ pytestmark = [
 ]
 
 
-# Both images are built in the background from the start of the session (tests/image_builds.py), the
-# CPU image first: its tests come first in this file and run while the stand-in is still building.
+# Both images are built in the background from the start of the session (tests/image_builds.py).
 @pytest.fixture(scope="module")
 def image() -> str:
-    image_builds.wait("docker-cpu", BUILD_TIMEOUT)
+    image_builds.wait(BUILD_TIMEOUT)
     return IMAGE
 
 
 @pytest.fixture(scope="module")
 def standin_image() -> str:
-    image_builds.wait("docker-hathora-standin", BUILD_TIMEOUT)
+    image_builds.wait(BUILD_TIMEOUT)
     return STANDIN_IMAGE
 
 
@@ -119,30 +118,6 @@ def test_cpu_image_serves_as_pid_1_non_root_healthy_and_stops_with_0(image: str)
     serve_and_stop(Container(image, {}))
 
 
-def test_cpu_image_attaches_after_ready_and_detaches_on_docker_stop(
-    image: str, fake_compute: FakeCompute, service_account
-) -> None:
-    scope, neg = "regions/us-west1", "llm-serve-us-west1"
-    fake_compute.create_neg(scope, neg)
-    container = Container(image, registration_env(fake_compute, service_account))
-    try:
-        container.wait_ready()
-        wait_for(lambda: fake_compute.endpoints(scope, neg) == [FQDN_ENDPOINT], 60, "attached")
-        docker("stop", "-t", "30", container.name, timeout=60)
-        assert fake_compute.endpoints(scope, neg) == []  # detached before the process ended
-        assert fake_compute.calls_of("detach")
-        assert container.state("{{.State.ExitCode}}") == "0", container.logs()
-    finally:
-        container.remove()
-
-
-def test_cpu_image_with_a_bad_port_exits_2_with_one_line(image: str) -> None:
-    result = docker("run", "--rm", "-e", "PORT=abc", image, check=False, timeout=120)
-    assert result.returncode == 2, result
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    assert len(lines) == 1 and "PORT" in lines[0], lines
-
-
 def system_packages(image: str) -> list[str]:
     """pip's list of the image's system Python (not our virtual environment)."""
     result = docker(
@@ -173,3 +148,27 @@ def test_hathora_image_on_the_standin_serves_as_pid_1_non_root_and_stops_with_0(
     for path in [model, *model.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
     serve_and_stop(Container(standin_image, {"MODEL_PATH": "/model"}, ("-v", f"{model}:/model:ro")))
+
+
+def test_cpu_image_attaches_after_ready_and_detaches_on_docker_stop(
+    image: str, fake_compute: FakeCompute, service_account
+) -> None:
+    scope, neg = "regions/us-west1", "llm-serve-us-west1"
+    fake_compute.create_neg(scope, neg)
+    container = Container(image, registration_env(fake_compute, service_account))
+    try:
+        container.wait_ready()
+        wait_for(lambda: fake_compute.endpoints(scope, neg) == [FQDN_ENDPOINT], 60, "attached")
+        docker("stop", "-t", "30", container.name, timeout=60)
+        assert fake_compute.endpoints(scope, neg) == []  # detached before the process ended
+        assert fake_compute.calls_of("detach")
+        assert container.state("{{.State.ExitCode}}") == "0", container.logs()
+    finally:
+        container.remove()
+
+
+def test_cpu_image_with_a_bad_port_exits_2_with_one_line(image: str) -> None:
+    result = docker("run", "--rm", "-e", "PORT=abc", image, check=False, timeout=120)
+    assert result.returncode == 2, result
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and "PORT" in lines[0], lines
