@@ -2,10 +2,9 @@
 
 On a fresh machine the two builds (``make docker-cpu`` and ``make docker-hathora-standin``) took
 448 s and 187 s, a third of CI, while the engine tests keep the 2 cores only part busy. So the builds
-start as soon as the session knows it will run a container test, at a quarter of a test process's CPU
-weight (``nice -n 6`` here, weight 272 against 1024; ``.ci/run`` also puts dockerd's containers, where
-the build steps run, in a cgroup of that weight), the container tests run in a lane of their own
-(tests/run_order.py) once it is done.
+start as soon as the session knows it will run a container test, at the lowest priority (``nice -n 19``
+here; ``.ci/run`` also puts dockerd's containers, where the build steps run, under the smallest CPU
+weight), the container tests run in a lane of their own (tests/run_order.py) once it is done.
 
 ``make test`` runs pytest-xdist workers: the controller starts the build (it sees every worker's
 collection), a container test waits for it in whichever worker runs it, and the controller ends a
@@ -57,7 +56,7 @@ def start() -> None:
     with (folder() / "log").open("w") as log:
         _build = subprocess.Popen(
             # The exit status lands in a file any worker can read.
-            ["sh", "-c", 'nice -n 6 make "$@"; echo $? > "$0/status"', str(folder()), *TARGETS],
+            ["sh", "-c", 'nice -n 19 make "$@"; echo $? > "$0/status"', str(folder()), *TARGETS],
             cwd=PROJECT_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
