@@ -124,7 +124,7 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def ready_server(log_dir: Path, **extra_env: str) -> Iterator[ServerProcess]:
-    """A server started, ready and, whatever happens in the block, stopped: the shared-server fixtures."""
+    """A server started, ready and, whatever happens in the block, stopped (shared fixtures, lifecycle tests)."""
     server = ServerProcess(log_file=log_dir / "serve_hathora.log", extra_env=extra_env).start()
     try:
         server.wait_ready()
