@@ -6,7 +6,14 @@ STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requ
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
-.PHONY: setup model serve test test-fast lint bench bench-ready docker-cpu docker-hathora-standin clean
+# The clients the tests drive (tests/test_clients.py), apart from the server's environment: Python ones in
+# their own venv from a full lock, JavaScript ones from their lock file.
+CLIENTS_VENV := .venv-clients
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-$(shell sha1sum requirements/clients-lock.txt | cut -c1-12)
+JS_DIR := tests/clients/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed-$(shell sha1sum $(JS_DIR)/package-lock.json | cut -c1-12)
+
+.PHONY: setup model clients serve test test-fast lint bench bench-ready docker-cpu docker-hathora-standin clean
 
 setup: $(STAMP) model
 
@@ -18,10 +25,22 @@ $(STAMP):
 model: $(STAMP)
 	$(PY) -m sglang_hathora.engine.bundled_model
 
+clients: $(CLIENTS_STAMP) $(JS_STAMP)
+
+$(CLIENTS_STAMP): requirements/clients-lock.txt
+	python3 -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --disable-pip-version-check --quiet --no-deps -r requirements/clients-lock.txt
+	rm -f $(CLIENTS_VENV)/.installed-*
+	touch $@
+
+$(JS_STAMP): $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 serve: setup
 	$(PY) serve_hathora.py
 
-test: setup
+test: setup clients
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
 	# Two lanes (tests/run_order.py): the engine tests one at a time, the container tests beside them.
@@ -67,4 +86,4 @@ docker-hathora-standin: $(STAMP)
 	docker build --quiet --network host --build-arg SGLANG_IMAGE=$(STANDIN) -f Dockerfile.hathora -t sglang-hathora:standin .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENTS_VENV) $(JS_DIR)/node_modules .pytest_cache .ruff_cache

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         2048, ge=16, description="Open connections + running requests before new ones get 503 (uvicorn)."
     )
+    sglang_extensions: bool = Field(
+        False,
+        description="Keep SGLang's own response fields that collide with OpenAI's (the weight versions it puts in "
+        "metadata) under the key sglext; off: left out, as OpenAI's spec has no place for them.",
+    )
     enable_engine_metrics: bool = Field(False, description="Add SGLang's own engine metrics to /metrics.")
     response_store_max_items: int = Field(
         1000, ge=1, le=1_000_000, description="Stored Responses kept (retrieve, previous_response_id); oldest go first."

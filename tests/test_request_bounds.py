@@ -211,3 +211,21 @@ def test_readme_lists_the_bounds_table() -> None:
     assert markdown_table() in (PROJECT_DIR / "README.md").read_text(), (
         "run python -m sglang_hathora.openai.request_bounds"
     )
+
+
+def test_template_kwargs_may_not_set_what_the_template_call_passes_itself() -> None:
+    """The installed transformers' apply_chat_template: each named argument is refused as a key."""
+    import inspect
+
+    from transformers import PreTrainedTokenizerBase
+
+    from sglang_hathora.openai.bound_checks import TEMPLATE_CALL_ARGUMENTS, check_template_kwargs
+
+    signature = inspect.signature(PreTrainedTokenizerBase.apply_chat_template).parameters
+    named = {name for name, p in signature.items() if name != "self" and p.kind is not p.VAR_KEYWORD}
+    assert named <= TEMPLATE_CALL_ARGUMENTS, named - TEMPLATE_CALL_ARGUMENTS
+    for key in sorted(TEMPLATE_CALL_ARGUMENTS):
+        problem = check_template_kwargs("chat_template_kwargs", {key: True}, LIMITS)
+        assert problem is not None and problem.param == f"chat_template_kwargs.{key}" and key in problem.message
+    assert check_template_kwargs("chat_template_kwargs", {"enable_thinking": False}, LIMITS) is None
+    assert check_template_kwargs("chat_template_kwargs", {"x": "y" * 5000}, LIMITS) is not None

@@ -90,3 +90,25 @@ def test_an_id_not_stored_here_gets_a_404_naming_the_bounds() -> None:
         error = raised.value.body()["error"]
         assert raised.value.status == 404 and error["code"] == "response_not_found", error
         assert "last 5 responses, each for 120 s" in error["message"]
+
+
+def test_a_stored_response_belongs_to_the_key_that_created_it() -> None:
+    store = ResponseStore(5, 120)
+    ids = ResponseIds("proc-here", store)
+    mine, unkeyed = ids.new(api_key=0), ids.new()
+    for response_id in (mine, unkeyed):
+        store.responses[response_id] = {"id": response_id}
+        assert ids.owner(response_id) == "proc-here"  # still an id of this process, 32 hex digits
+    ids.require_here(mine, "response_id", api_key=0)
+    ids.require_here(unkeyed, "response_id")  # without API_KEYS everyone is the same owner
+    for response_id, api_key in ((mine, 1), (mine, None), (unkeyed, 0)):
+        with pytest.raises(ApiError) as raised:
+            ids.require_here(response_id, "previous_response_id", api_key=api_key)
+        error = raised.value.body()["error"]
+        # The same 404 as an id never stored: nothing says that it exists for someone else.
+        assert raised.value.status == 404 and error["code"] == "response_not_found", error
+        assert error["param"] == "previous_response_id"
+    # Another process with the same ids cannot forge an owner: its secret differs.
+    other = ResponseIds("proc-here", store)
+    with pytest.raises(ApiError):
+        other.require_here(mine, "response_id", api_key=0)

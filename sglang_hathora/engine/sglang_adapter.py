@@ -19,7 +19,6 @@ Two of SGLang's private methods are wrapped, each for a measured reason:
 from __future__ import annotations
 
 import contextvars
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, MutableMapping
 from typing import Any, Literal
@@ -32,9 +31,6 @@ EMPTY_PROMPT = (
     "The prompt is empty once tokenized: none of its characters maps to a token of this model. "
     "Send text the model can read."
 )
-# Chunks carry an engine rid as their id (SGLang's own uuid per sequence when n > 1); clients get the
-# request id. Engine rids are 32 hex digits, optionally with a _index suffix.
-_ENGINE_ID = re.compile('"id":"[0-9a-f]{32}(?:_[0-9]+)?"')
 # The engine rids SGLang registers while serving the current request (see collect_rids).
 _engine_rids: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("engine_rids", default=None)
 
@@ -160,9 +156,14 @@ def parse_typed_event(text: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def with_response_id(text: str, response_id: str) -> str:
-    """The chunk with SGLang's engine rid replaced by the id the client is given."""
-    return _ENGINE_ID.sub(f'"id":"{response_id}"', text, count=1)
+def event_text(event: dict[str, Any]) -> str:
+    """One ``data: {...}`` chunk, as SGLang writes them (compact JSON)."""
+    return f"data: {orjson.dumps(event).decode()}\n\n"
+
+
+def typed_event_text(event: dict[str, Any]) -> str:
+    """One ``event: <type>\ndata: {...}`` Responses event."""
+    return f"event: {event.get('type')}\ndata: {orjson.dumps(event).decode()}\n\n"
 
 
 def startup_parts(engine: Any) -> dict | None:

@@ -2,7 +2,8 @@
 ``Authorization: Bearer <key>``; /health, /metrics, / and /docs stay open.
 
 Keys are compared in constant time (hmac.compare_digest against every key, no early exit), and a
-rejected key never appears in a log or a response.
+rejected key never appears in a log or a response. The matched key's index in API_KEYS goes to
+``scope["state"]["api_key"]``: stored Responses belong to it (openai/response_store.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sglang_hathora.errors import ApiError
+from sglang_hathora.openai.response_store import API_KEY_STATE
 
 PROTECTED_PREFIX = "/v1/"
 
@@ -25,19 +27,22 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        if self._authorised(scope):
+        if (index := self._matched(scope)) is not None:
+            scope.setdefault("state", {})[API_KEY_STATE] = index
             await self.app(scope, receive, send)
             return
         message = "Missing or invalid API key: send 'Authorization: Bearer <key>'."
         error = ApiError(message, 401, code="invalid_api_key", headers={"www-authenticate": "Bearer"})
         await error.response()(scope, receive, send)
 
-    def _authorised(self, scope: Scope) -> bool:
+    def _matched(self, scope: Scope) -> int | None:
+        """The index of the key the request sent, or None."""
         header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
         scheme, _, token = header.partition(b" ")
         if scheme.lower() != b"bearer" or not token:
-            return False
-        matched = False
-        for key in self.keys:
-            matched |= hmac.compare_digest(token.strip(), key)
+            return None
+        matched = None
+        for index, key in enumerate(self.keys):
+            if hmac.compare_digest(token.strip(), key) and matched is None:
+                matched = index
         return matched

@@ -28,13 +28,13 @@ async def create_response(raw_request: Request, serving: ServingDep) -> Response
 
 
 @router.get("/responses/{response_id}", summary="Retrieve a stored response (404 if another process stored it)")
-async def retrieve_response(response_id: str, serving: ServingDep) -> Response:
-    return await serving.retrieve(response_id)
+async def retrieve_response(response_id: str, raw_request: Request, serving: ServingDep) -> Response:
+    return await serving.retrieve(response_id, raw_request)
 
 
 @router.post("/responses/{response_id}/cancel", summary="Cancel a response (all run in the foreground here)")
-async def cancel_response(response_id: str, serving: ServingDep) -> Response:
-    return await serving.cancel(response_id)
+async def cancel_response(response_id: str, raw_request: Request, serving: ServingDep) -> Response:
+    return await serving.cancel(response_id, raw_request)
 
 
 @router.get("/models", summary="List the served model (503 until it can serve)")

@@ -202,6 +202,28 @@ def check_small_json(name: str, value: Any, limits: Limits) -> Problem | None:
     return None
 
 
+# The arguments SGLang's call of the tokenizer's apply_chat_template passes itself (and the template's
+# own variables): a chat_template_kwargs key among them made that call fail ("got multiple values",
+# KeyError), a 500. chat_template is here too: a template is the server's (CHAT_TEMPLATE), not a client's.
+# tests/test_request_bounds.py checks this list against the installed transformers' signature.
+TEMPLATE_CALL_ARGUMENTS = frozenset({
+    "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict",
+    "return_assistant_tokens_mask", "tokenizer_kwargs", "processor_kwargs",
+})  # fmt: skip
+
+
+def check_template_kwargs(name: str, value: Any, limits: Limits) -> Problem | None:
+    """Extra variables for the chat template: small, and none the template call sets itself."""
+    for key in value or {}:
+        if key in TEMPLATE_CALL_ARGUMENTS:
+            return Problem(
+                f"{name}.{key}",
+                f"'{name}' may not set '{key}': the server passes it to the chat template itself.",
+            )
+    return check_small_json(name, value, limits)
+
+
 def check_text(name: str, value: Any, limits: Limits) -> Problem | None:
     if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
         return Problem(name, f"'{name}' is {len(value)} characters; at most {MAX_TEXT_CHARS}.")

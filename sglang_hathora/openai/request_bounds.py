@@ -39,6 +39,7 @@ from sglang_hathora.openai.bound_checks import (
     check_small_json,
     check_stop,
     check_stop_ids,
+    check_template_kwargs,
     check_text,
     check_token_list,
     check_tools,
@@ -131,6 +132,10 @@ SAMPLING: dict[str, Rule] = {
     "mm_processor_kwargs": Refused("multimodal processor settings are the server's"),
 }
 
+TEMPLATE_KWARGS = Custom(check_template_kwargs, f"at most {MAX_SMALL_JSON_BYTES} bytes of JSON; no key the "
+                         "template call sets itself (add_generation_prompt, tokenize, messages, tools, ...)",
+                         "this server")
+
 CHAT_RULES: dict[str, Rule] = {
     **SAMPLING,
     "messages": Custom(check_messages, "at most context-length messages; text checked against the context "
@@ -145,7 +150,7 @@ CHAT_RULES: dict[str, Rule] = {
     "reasoning_effort": Free("an effort level or a number in [0, 0.99]"),
     "thinking": Custom(check_small_json, f"at most {MAX_SMALL_JSON_BYTES} bytes of JSON", "this server"),
     "task": Free("one of six names"),
-    "chat_template_kwargs": Custom(check_small_json, f"at most {MAX_SMALL_JSON_BYTES} bytes of JSON", "this server"),
+    "chat_template_kwargs": TEMPLATE_KWARGS,
     "continue_final_message": Free("flag"), "separate_reasoning": Free("flag"), "stream_reasoning": Free("flag"),
     "use_audio_in_video": Free("flag"),
     "return_prompt_token_ids": Free("flag; output bounded by the context"),
@@ -209,7 +214,7 @@ RESPONSES_RULES: dict[str, Rule] = {
     "reasoning": Free("effort and summary (a typed object)"),
     "truncation": Free("auto or disabled"),
     "service_tier": Free("a tier name; one tier here"),
-    "chat_template_kwargs": Custom(check_small_json, f"at most {MAX_SMALL_JSON_BYTES} bytes of JSON", "this server"),
+    "chat_template_kwargs": TEMPLATE_KWARGS,
     "background": Custom(lambda n, v, lim: None if not v else Problem(
         n, "'background' responses are not run on this server: a background generation would outlive its "
         "request's admission slot and the drain before a stop.", "unsupported_parameter"),

@@ -7,13 +7,21 @@ another process gets a 404 that says so, instead of a bare "not found". SGLang k
 plain dicts with no limit (its own help: "Storage has no TTL or size limit"); here both dicts are
 views of one store bounded in count and age, so that a loop of creates cannot grow the process
 without end, and a response and its input history are always dropped together.
+
+A stored response also belongs to the API key that created it (as at OpenAI, where stored responses
+are scoped to their owner): the id's last 16 hex digits are an HMAC, under a secret of this process,
+of the other 16 and the key's index in API_KEYS, so a retrieve, cancel or previous_response_id with
+another key gets the same 404 as an id that was never stored, and the store needs no owner table.
+Without API_KEYS every request has the same owner.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -21,6 +29,7 @@ from typing import Any
 from sglang_hathora.errors import ApiError
 
 PREFIX = "resp_"
+API_KEY_STATE = "api_key"  # scope["state"] key: the index of the API key a request came with
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 
 
@@ -98,14 +107,24 @@ class _View(MutableMapping):
 
 
 class ResponseIds:
-    """Ids that name this process, and the 404s for ids that are not (or no longer) here."""
+    """Ids that name this process and their owner, and the 404s for ids that are not (or no longer) here."""
 
     def __init__(self, process_id: str, store: ResponseStore) -> None:
         self.process = _UNSAFE.sub("-", process_id)[:64] or "unknown"
         self.store = store
+        self._secret = secrets.token_bytes(32)
 
-    def new(self) -> str:
-        return f"{PREFIX}{self.process}_{uuid.uuid4().hex}"
+    def new(self, api_key: int | None = None) -> str:
+        """A fresh id for a response created with API key number ``api_key`` (None: no API_KEYS)."""
+        nonce = secrets.token_hex(8)
+        return f"{PREFIX}{self.process}_{nonce}{self._tag(nonce, api_key)}"
+
+    def _tag(self, nonce: str, api_key: int | None) -> str:
+        return hmac.new(self._secret, f"{nonce}:{api_key}".encode(), hashlib.sha256).hexdigest()[:16]
+
+    def owned_by(self, response_id: str, api_key: int | None) -> bool:
+        tail = response_id.rsplit("_", 1)[-1]
+        return hmac.compare_digest(tail[16:], self._tag(tail[:16], api_key))
 
     def owner(self, response_id: str) -> str | None:
         """The process an id of ours names, or None for an id this server never makes."""
@@ -114,12 +133,13 @@ class ResponseIds:
         process, _, tail = response_id[len(PREFIX) :].rpartition("_")
         return process if process and re.fullmatch(r"[0-9a-f]{32}", tail) else None
 
-    def require_here(self, response_id: str, param: str) -> None:
-        """Raise the 404 a client can act on unless ``response_id`` is in this process's store."""
-        owner = self.owner(response_id)
-        if owner is not None and owner != self.process:
+    def require_here(self, response_id: str, param: str, api_key: int | None = None) -> None:
+        """Raise the 404 a client can act on unless ``response_id`` is in this process's store and
+        belongs to API key number ``api_key`` (another key's id gets the 404 of an id never stored)."""
+        process = self.owner(response_id)
+        if process is not None and process != self.process:
             raise ApiError(
-                f"Response '{response_id}' was stored by process '{owner}', and this is process "
+                f"Response '{response_id}' was stored by process '{process}', and this is process "
                 f"'{self.process}': stored responses live in the process that created them. Send a "
                 "conversation's requests to one process (session affinity on the load balancer, see "
                 "the README), or send the full input instead of a response id.",
@@ -127,7 +147,7 @@ class ResponseIds:
                 param=param,
                 code="response_on_another_process",
             )
-        if response_id not in self.store:
+        if response_id not in self.store or not self.owned_by(response_id, api_key):
             raise ApiError(
                 f"Response '{response_id}' is not stored here: it never existed, was created with "
                 f"store=false, or left the store (it keeps the last {self.store.max_items} responses, "

@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from sglang_hathora.engine import conformance
 from sglang_hathora.engine.sglang_adapter import Kind, SGLangAdapter
 from sglang_hathora.errors import GRAMMAR_FIELDS, ApiError, from_sglang_error
 from sglang_hathora.metrics import Metrics
@@ -27,7 +28,7 @@ from sglang_hathora.openai.admission import RETRY_AFTER_SECONDS, TICKET_KEY, Tic
 from sglang_hathora.openai.in_flight import InFlightTable
 from sglang_hathora.openai.prompt_size import PromptSizer
 from sglang_hathora.openai.request_checks import RequestChecker, limits_for
-from sglang_hathora.openai.response_store import ResponseIds, ResponseStore
+from sglang_hathora.openai.response_store import API_KEY_STATE, ResponseIds, ResponseStore
 from sglang_hathora.openai.streams import observe_response_stream, observe_stream
 from sglang_hathora.settings import Settings
 
@@ -83,9 +84,10 @@ class OpenAIServing:
         # SGLang would read "sglang" as a LoRA adapter name; it only knows the served name.
         request.model = self.settings.model_name
         if kind == "response":
+            api_key = _api_key(raw_request)
             if request.previous_response_id:
-                self.response_ids.require_here(request.previous_response_id, "previous_response_id")
-            self.adapter.set_response_id(request, self.response_ids.new())  # also its engine rid
+                self.response_ids.require_here(request.previous_response_id, "previous_response_id", api_key)
+            self.adapter.set_response_id(request, self.response_ids.new(api_key))  # also its engine rid
         else:
             request.rid = self.adapter.new_rid()
         _log_request(request, request_id)
@@ -116,7 +118,10 @@ class OpenAIServing:
             return self._response_result(result, request, request_id, timer)
         if isinstance(result, StreamingResponse):
             chunks = tool_calls.rewrite_stream(result.body_iterator) if forced_tool_call else result.body_iterator
-            result.body_iterator = observe_stream(chunks, request_id, self.in_flight, timer, client_wants_usage)
+            conform = conformance.chat_chunk if kind == "chat" else conformance.completion_chunk
+            result.body_iterator = observe_stream(
+                chunks, request_id, self.in_flight, timer, client_wants_usage, conform
+            )
             return result
         if isinstance(result, BaseModel):
             body = result.model_dump(mode="json", by_alias=True)
@@ -126,10 +131,11 @@ class OpenAIServing:
             usage = body.get("usage") or {}
             reasons = [choice.get("finish_reason") for choice in body.get("choices", [])]
             timer.finish(usage.get("prompt_tokens"), usage.get("completion_tokens"), ",".join(map(str, reasons)))
-            if "abort" in reasons:
+            if any(map(conformance.is_abort, reasons)):
                 code, message = self.in_flight.abort_reason(request_id)
                 raise ApiError(message, 503, code=code)
-            return JSONResponse(body)
+            conform = conformance.chat_body if kind == "chat" else conformance.completion_body
+            return JSONResponse(conform(body, self.settings.sglang_extensions))
         if isinstance(result, Response) and result.status_code >= 400:
             logger.info("[%s] Rejected by the engine with status %d", request_id, result.status_code)
             raise from_sglang_error(
@@ -151,23 +157,23 @@ class OpenAIServing:
             timer.finish(usage.get("input_tokens"), usage.get("output_tokens"), body.get("status"))
             if body.get("status") == "failed" and (reason := self.in_flight.abort_reason(request_id))[0] != "engine":
                 raise ApiError(reason[1], 503, code=reason[0])
-            return JSONResponse(body)
+            return JSONResponse(conformance.response_body(body))
         raise from_sglang_error(result.body, result.status_code, tuple(self.checker.rules["response"]), "input")
 
-    async def retrieve(self, response_id: str) -> Response:
+    async def retrieve(self, response_id: str, raw_request: Request) -> Response:
         """GET /v1/responses/{id}: from this process's store, else the 404 that says why."""
-        self.response_ids.require_here(response_id, "response_id")
+        self.response_ids.require_here(response_id, "response_id", _api_key(raw_request))
         return self._stored(await self.adapter.retrieve_response(response_id))
 
-    async def cancel(self, response_id: str) -> Response:
+    async def cancel(self, response_id: str, raw_request: Request) -> Response:
         """POST /v1/responses/{id}/cancel: every response here ran in the foreground, so it is over:
         the stored response comes back unchanged."""
-        self.response_ids.require_here(response_id, "response_id")
+        self.response_ids.require_here(response_id, "response_id", _api_key(raw_request))
         return self._stored(await self.adapter.cancel_response(response_id))
 
     def _stored(self, result: Any) -> Response:
         if isinstance(result, BaseModel):
-            return JSONResponse(result.model_dump(mode="json"))
+            return JSONResponse(conformance.response_body(result.model_dump(mode="json")))
         raise from_sglang_error(result.body, result.status_code, ("response_id",))
 
     async def _until_done_or_disconnected(self, kind: Kind, request: Any, raw_request: Request, request_id: str) -> Any:
@@ -186,6 +192,11 @@ class OpenAIServing:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+def _api_key(raw_request: Request) -> int | None:
+    """The API key (its index) a request came with; stored responses belong to it."""
+    return raw_request.scope.get("state", {}).get(API_KEY_STATE)
 
 
 def _log_request(request: Any, request_id: str) -> None:

@@ -1,6 +1,7 @@
 """Where a stream from SGLang is watched on its way to the client: ``observe_stream``.
 
-It gives each chunk the request id (SGLang's carry engine rids), passes on the final usage chunk only
+It gives each chunk the request id (SGLang's carry engine rids) and the shape OpenAI's spec gives it
+(engine/conformance.py), passes on the final usage chunk only
 when the client asked for it (older clients crash on a chunk with empty choices), marks each token
 for the time-to-first-token and inter-token metrics, turns SGLang's own error events and engine-side
 aborts into OpenAI-shaped error events, and, when the client goes away, aborts the generation at once
@@ -9,10 +10,11 @@ rather than let it run on to max_tokens.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sglang_hathora.engine.sglang_adapter import parse_event, parse_typed_event, with_response_id
+from sglang_hathora.engine import conformance
+from sglang_hathora.engine.sglang_adapter import event_text, parse_event, parse_typed_event, typed_event_text
 from sglang_hathora.errors import ApiError, client_fault
 from sglang_hathora.observability import GenerationTimer, logger
 from sglang_hathora.openai.in_flight import InFlightTable
@@ -26,6 +28,7 @@ async def observe_stream(
     table: InFlightTable,
     timer: GenerationTimer,
     client_wants_usage: bool,
+    conform: Callable[[dict[str, Any]], dict[str, Any]] = conformance.chat_chunk,
 ) -> AsyncIterator[str]:
     usage: dict[str, Any] = {}
     finish_reason: str | None = None
@@ -49,16 +52,18 @@ async def observe_stream(
                     if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
                         timer.mark_token()
                     finish_reason = choice.get("finish_reason") or finish_reason
-                if finish_reason == "abort":
+                if conformance.is_abort(finish_reason):
                     # An engine-side abort is not a normal end: the client must see an error.
                     code, message = table.abort_reason(request_id)
                     yield ApiError(message, 503, code=code).sse_event()
                     yield DONE
                     completed = True
                     return
+                event["id"] = request_id
+                text = event_text(conform(event))
             elif text.startswith(DONE.strip()):
                 completed = True
-            yield with_response_id(text, request_id)
+            yield text
     except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
         logger.exception("[%s] Stream failed", request_id)
         yield ApiError(f"Generation failed: {type(exc).__name__}: {exc}", 500).sse_event()
@@ -88,7 +93,10 @@ async def observe_response_stream(
     try:
         async for chunk in chunks:
             text = chunk if isinstance(chunk, str) else chunk.decode()
-            event = parse_typed_event(text) or {}
+            event = parse_typed_event(text)
+            if event is None:
+                yield text
+                continue
             kind = event.get("type")
             sequence = event.get("sequence_number", sequence) + 1
             if kind == "response.output_text.delta":
@@ -96,7 +104,7 @@ async def observe_response_stream(
             elif kind in _TERMINAL:
                 response = event.get("response") or {}
                 usage, status = response.get("usage") or {}, response.get("status") or kind
-            yield text
+            yield typed_event_text(conformance.response_event(event))
     except Exception as exc:  # noqa: BLE001 - a failure mid-stream must reach the client as an error
         logger.exception("[%s] Stream failed", request_id)
         error = ApiError(f"Generation failed: {type(exc).__name__}: {exc}", 500)
