@@ -28,8 +28,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The environment pytest was started with, taken when conftest imports this module (before any test
+# module runs): a server never inherits what a test module puts into os.environ. The CPU fixes
+# (cpu_compat: PYTHONPATH with its shims, SGLANG_USE_CPU_ENGINE) are left out too: the server must set
+# them up for its own children, and tests/test_serve_hathora.py checks that it does.
+CPU_FIX_VARIABLES = ("PYTHONPATH", "SGLANG_USE_CPU_ENGINE")
+LAUNCH_ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in CPU_FIX_VARIABLES and not name.startswith(("HATHORA_", "GCP_", "MODEL_PATH", "LOG_"))
+}
+
+
 def server_env(port: int, log_file: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HATHORA_", "GCP_", "MODEL_PATH", "LOG_"))}
+    """What a test's server starts with: the launch environment, the test's loopback address and port, and
+    only the settings the test gives."""
+    env = dict(LAUNCH_ENV)
     env.update({"HOST": "127.0.0.1", "PORT": str(port), "LOG_FILE": str(log_file), "NO_PROXY": "127.0.0.1,localhost"})
     env.update(extra)
     return env

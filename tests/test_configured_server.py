@@ -1,5 +1,5 @@
-"""A server with the operator settings on: API keys, a small admission limit, JSON logs, CORS and
-a short drain timeout; the real engine, the real OpenAI SDK."""
+"""A server with the operator settings on: API keys, a small admission limit, JSON logs and CORS, and
+one with a short drain timeout; the real engine, the real OpenAI SDK."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         "MAX_CONCURRENT_REQUESTS": "2",
         "LOG_FORMAT": "json",
         "CORS_ALLOW_ORIGINS": "https://app.example.com",
-        "DRAIN_TIMEOUT": "6",  # the running stream is aborted 3 s before the end
         "ENABLE_ENGINE_METRICS": "true",
     }
     with ready_server(tmp_path_factory.mktemp("configured"), **env) as server:
@@ -122,18 +121,18 @@ def test_json_logs_carry_the_request_id(configured: ServerProcess) -> None:
     assert any("Status: 200" in entry["message"] for entry in mine)
 
 
-def test_drain_timeout_ends_a_running_stream_as_an_api_error(configured: ServerProcess) -> None:
-    """Runs last: stops the module's server."""
-    client = sdk(configured, KEYS[0])
-    stream = client.chat.completions.create(
-        model="sglang", messages=HI, max_tokens=2000, stream=True, extra_body={"ignore_eos": True}
-    )
-    received = 0
-    with pytest.raises(openai.APIError) as raised:
-        for _chunk in stream:
-            received += 1
-            if received == 3:
-                configured.signal(signal.SIGTERM)
-    assert "drain timeout" in str(raised.value)
-    assert received < 2000
-    assert configured.wait(timeout=60) == 0
+def test_drain_timeout_ends_a_running_stream_as_an_api_error(tmp_path) -> None:
+    """On a server of its own, which it ends: the module's server stays up whatever the order."""
+    with ready_server(tmp_path, DRAIN_TIMEOUT="6") as own:  # the stream is aborted 3 s before the end
+        stream = sdk(own, "unused").chat.completions.create(
+            model="sglang", messages=HI, max_tokens=2000, stream=True, extra_body={"ignore_eos": True}
+        )
+        received = 0
+        with pytest.raises(openai.APIError) as raised:
+            for _chunk in stream:
+                received += 1
+                if received == 3:
+                    own.signal(signal.SIGTERM)
+        assert "drain timeout" in str(raised.value)
+        assert received < 2000
+        assert own.wait(timeout=60) == 0

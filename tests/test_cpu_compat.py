@@ -10,6 +10,16 @@ import pytest
 
 from sglang_hathora.engine import cpu_compat
 
+
+@pytest.fixture(autouse=True)
+def restored_environ():
+    """apply() sets variables that were unset; monkeypatch would not remove them again."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 CHILD_CHECK = """
 import os, sys
 assert os.environ["SGLANG_USE_CPU_ENGINE"] == "1"

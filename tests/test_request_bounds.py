@@ -18,8 +18,11 @@ from sglang_hathora.openai.request_bounds import (
 )
 from sglang_hathora.openai.response_checks import response_texts
 
-cpu_compat.apply()  # before SGLang's first import (its protocol module imports torch and friends)
-protocol = pytest.importorskip("sglang.srt.entrypoints.openai.protocol")
+# In this process only, before SGLang's first import (its protocol module imports torchvision). An SGLang
+# upgrade that moves the module fails here, at collection: that is what this file exists to catch.
+cpu_compat.install_torchvision_fix()
+from sglang.srt.entrypoints.openai import protocol  # noqa: E402
+
 LIMITS = Limits(context_length=4096, vocab_size=49152, max_n=8, max_completion_tokens=4096, model_names=("m", "sglang"))
 
 
