@@ -62,6 +62,7 @@ MAPPINGS = {
 
 def recorded() -> Iterator[tuple[str, str, dict[str, Any], str]]:
     """(shape, kind, body or event, schema) for every recorded generation body and stream event."""
+    contract = Contract()
     for name, reply in json.loads(RECORDED.read_text()).items():
         if reply["path"] not in ENDPOINTS:
             continue
@@ -73,7 +74,7 @@ def recorded() -> Iterator[tuple[str, str, dict[str, Any], str]]:
             if isinstance(event, dict):
                 kind = event_kind
                 if event_kind == "response_event":
-                    schema = Contract().event_schema(event)
+                    schema = contract.event_schema(event)
                 elif event_kind == "chat_chunk":
                     schema = "CreateChatCompletionStreamResponse"
                 yield name, kind, event, schema
