@@ -17,14 +17,15 @@ from tests.server_process import ServerProcess, ready_server
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--lanes", action="store_true", help="with -n 2: the engine lane and the container lane")
+    parser.addoption("--shuffle", type=int, metavar="SEED", help="files, and the tests in each, in a random order")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     image_builds.folder()  # names this run's build folder before any xdist worker is started
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    run_order.order(items)  # container tests last
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_order.order(items, config.getoption("shuffle"))  # container tests last
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -20,6 +20,8 @@ reads (``nodeid`` comes from ``_id``), so every test was scheduled alone.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 CONTAINER_TESTS = "tests/test_containers.py::"
@@ -35,8 +37,21 @@ def is_container_test(item: pytest.Item) -> bool:
     return lane_of(item.nodeid) == CONTAINER_LANE
 
 
-def order(items: list[pytest.Item]) -> None:
-    """Container tests last (a stable sort: the others keep their order)."""
+def order(items: list[pytest.Item], shuffle_seed: int | None = None) -> None:
+    """Container tests last (a stable sort: the others keep their order). With a seed (``--shuffle N``),
+    the files in a random order and the tests of each file too, each file's tests kept together (a
+    module's own server starts once): no test may rely on another having run before it, and none may
+    end a server another file shares."""
+    if shuffle_seed is not None:
+        rng = random.Random(shuffle_seed)
+        by_file: dict[str, list[pytest.Item]] = {}
+        for item in items:
+            by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+        files = list(by_file.values())
+        rng.shuffle(files)
+        for tests in files:
+            rng.shuffle(tests)
+        items[:] = [item for tests in files for item in tests]
     items.sort(key=is_container_test)
 
 

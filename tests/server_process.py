@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENTRY = PROJECT_DIR / "serve_hathora.py"
@@ -100,6 +101,10 @@ class ServerProcess:
                 time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout} s:\n{self.output()[-4000:]}")
 
+    def metrics(self) -> dict[str, float]:
+        """/metrics as ``{'name{label=value,...}': value}`` (labels sorted), for before/after deltas."""
+        return scrape(httpx.get(f"{self.base_url}/metrics", timeout=10).text)
+
     def descendants(self) -> list[psutil.Process]:
         try:
             return psutil.Process(self.proc.pid).children(recursive=True)
@@ -134,6 +139,15 @@ class ServerProcess:
         if not self._stdout.closed:
             self._stdout.flush()
         return self.stdout_path.read_text(errors="replace")
+
+
+def scrape(text: str) -> dict[str, float]:
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
 
 
 @contextlib.contextmanager

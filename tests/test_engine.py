@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
+from sglang_hathora.engine import cpu_compat
+from sglang_hathora.engine.model_family import Parsers
 from sglang_hathora.engine.service import engine_args
 from sglang_hathora.settings import Settings
 from tests.server_process import ServerProcess
 
 
-def test_cpu_arguments_are_the_measured_working_set() -> None:
+def test_every_engine_argument_is_one_sglang_knows() -> None:
+    """sglang.Engine(**args) raises on an unknown name only at start, after the port is bound and SGLang
+    imported: an upgrade that renames an argument shows here instead, for the CPU and the GPU sets."""
+    cpu_compat.install_torchvision_fix()  # in this process only: SGLang's import pulls torchvision
+    from sglang.srt.server_args import ServerArgs
+
+    known = set(inspect.signature(ServerArgs).parameters)  # a msgspec Struct: its fields are its parameters
+    assert {"model_path", "device", "sleep_on_idle"} <= known
+    full = Settings(tp_size=2, max_total_tokens=4096, context_length=4096, mem_fraction_static=0.1, random_seed=1)
+    parsers = Parsers(tool_call_parser="qwen", reasoning_parser="qwen3", why="test")
+    for device in ("cpu", "cuda"):
+        assert set(engine_args(full, "/models/x", device, parsers)) - known == set()
+
+
+def test_cpu_arguments_fit_one_full_context_and_sleep_when_idle() -> None:
     args = engine_args(Settings(sleep_on_idle=True), "/models/x", "cpu")
-    assert args["device"] == "cpu" and args["attention_backend"] == "torch_native"
-    assert args["disable_cuda_graph"] and args["disable_overlap_schedule"]
+    assert args["device"] == "cpu" and args["disable_cuda_graph"]  # nothing CUDA-only on a CPU
     assert args["sleep_on_idle"] is True  # an idle scheduler otherwise burns a whole core
-    assert args["max_total_tokens"] == 4096 and args["mem_fraction_static"] == 0.25
+    # One request as long as the context must fit in the token pool, or SGLang refuses it at admission.
+    assert args["context_length"] <= args["max_total_tokens"]
     assert args["served_model_name"] == "SmolLM2-135M-Instruct"
 
 

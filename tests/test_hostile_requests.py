@@ -174,26 +174,36 @@ def test_server_still_serves_after_the_killers(server: ServerProcess) -> None:
 
 
 def test_a_disconnecting_client_never_aborts_another_request(server: ServerProcess) -> None:
-    """Client ids 'X' and 'X_1': the engine ids are ours, so X's abort cannot reach X_1 (it did)."""
+    """Client ids 'X' and 'X_1': the engine ids are ours, so X's abort cannot reach X_1 (it did: SGLang's
+    scheduler aborts every rid that starts with the one named). The survivor asks for 400 tokens (about
+    7 s on 2 cores, longer beside the victims), so it is still generating when the victims are aborted;
+    it must still be streaming after them and end with all its tokens."""
     client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0, timeout=120)
-    finished: list[str] = []
+    started = threading.Event()
+    chunk_times: list[float] = []
+    finished: list[str | None] = []
 
     def survivor() -> None:
-        chunks = list(
-            client.chat.completions.create(
-                model="sglang",
-                messages=HI,
-                max_tokens=40,
-                stream=True,
-                extra_body={"ignore_eos": True},
-                extra_headers={"X-Request-Id": "victim_1"},
-            )
+        stream = client.chat.completions.create(
+            model="sglang",
+            messages=HI,
+            max_tokens=400,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},
+            extra_headers={"X-Request-Id": "victim_1"},
         )
-        finished.append(chunks[-1].choices[0].finish_reason)
+        for chunk in stream:
+            chunk_times.append(time.monotonic())
+            started.set()
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finished.append(chunk.choices[0].finish_reason)
+            if chunk.usage:
+                finished.append(f"{chunk.usage.completion_tokens} tokens")
 
     thread = threading.Thread(target=survivor)
     thread.start()
-    time.sleep(0.5)
+    assert started.wait(60)
     for _ in range(3):  # "victim" n=2 has engine-side sequences named like victim_0 / victim_1 in SGLang
         with pytest.raises(httpx.TimeoutException):
             httpx.post(
@@ -202,8 +212,12 @@ def test_a_disconnecting_client_never_aborts_another_request(server: ServerProce
                 headers={"X-Request-Id": "victim"},
                 timeout=0.5,
             )
+    aborted_at = time.monotonic()
     thread.join(timeout=120)
-    assert finished == ["length"]
+    assert finished == ["length", "400 tokens"]
+    # Still streaming a second after the last victim left (an abort reaches the scheduler in
+    # milliseconds): the aborts happened while the survivor was running, so they could have reached it.
+    assert chunk_times[-1] > aborted_at + 1.0, (chunk_times[-1] - aborted_at, len(chunk_times))
 
 
 def test_response_ids_are_the_request_ids_for_every_sequence(server: ServerProcess) -> None:
@@ -214,16 +228,26 @@ def test_response_ids_are_the_request_ids_for_every_sequence(server: ServerProce
 
 
 def test_six_megabyte_prompt_refused_while_health_stays_fast(server: ServerProcess) -> None:
-    """Refused as context_length_exceeded without tokenizing; /health answers within 200 ms throughout."""
+    """Refused as context_length_exceeded without tokenizing on the serving loop. Tokenized there (as
+    SGLang does), a 6 MB prompt stalled /health and every stream for 2.5-3.7 s (openai/prompt_size.py);
+    the loop's longest gap with the checks in place is about 50 ms. The bound, 1 s, sits between the
+    two: a noisy 2-core machine does not reach it, the stall does."""
     stop = threading.Event()
     latencies: list[float] = []
+    failures: list[str] = []
 
     def probe() -> None:
         with httpx.Client(timeout=10) as probe_client:
             while not stop.is_set():
                 started = time.perf_counter()
-                assert probe_client.get(f"{server.base_url}/health").status_code == 200
+                try:
+                    status = probe_client.get(f"{server.base_url}/health").status_code
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
                 latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    failures.append(f"/health {status}")
                 time.sleep(0.02)
 
     thread = threading.Thread(target=probe)
@@ -243,12 +267,15 @@ def test_six_megabyte_prompt_refused_while_health_stays_fast(server: ServerProce
         stop.set()
         thread.join()
     print(f"/health during 6 MB prompts: {len(latencies)} probes, max {max(latencies) * 1000:.0f} ms")
-    assert len(latencies) > 5 and max(latencies) < 0.2
+    assert failures == []
+    assert len(latencies) > 5 and max(latencies) < 1.0, sorted(latencies)[-5:]
 
 
 def test_dropped_upload_is_499_not_500(server: ServerProcess) -> None:
     import socket
 
+    dropped = "sglang_hathora_http_requests_total{route=/v1/chat/completions,status=499}"
+    before = server.metrics().get(dropped, 0)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -263,8 +290,7 @@ def test_dropped_upload_is_499_not_500(server: ServerProcess) -> None:
     assert any("Status: 499" in line for line in lines), lines
     log = server.log_file.read_text()
     assert "Traceback" not in "\n".join(line for line in log.splitlines() if "dropped-upload-1" in line)
-    metrics = httpx.get(f"{server.base_url}/metrics").text
-    assert 'route="/v1/chat/completions",status="499"' in metrics
+    assert server.metrics()[dropped] - before == 1  # this upload, counted once (the counter is cumulative)
 
 
 def test_control_characters_are_escaped_in_the_log(server: ServerProcess) -> None:

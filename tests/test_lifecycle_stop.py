@@ -23,6 +23,10 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 DETACH_BUDGET = 2.0
 DRAIN_TIMEOUT = 5.0
 STALL_TIMEOUT = 5.0
+# README's promise: a stop exits within NEG_DETACH_BUDGET + DRAIN_TIMEOUT + 2 s (the defaults: 12 s). A
+# stop during the load has nothing to detach or drain, so it takes about a second; the bound is the
+# promise, and what shows the load was ended (not waited for) is the log, checked beside it.
+DEFAULT_STOP_BOUND = 2 + 8 + 2
 
 
 def processes_of(server: ServerProcess) -> list[psutil.Process]:
@@ -120,13 +124,15 @@ def test_sigterm_early_in_the_load_exits_0_at_once(tmp_path) -> None:
         wait_for(lambda: _answers(server), 60, "the port, answering 503 while loading")
         assert server.proc.poll() is None
         server.proc.send_signal(signal.SIGTERM)
-        code, took = exit_code_within(server, 5)
+        code, took = exit_code_within(server, DEFAULT_STOP_BOUND)
         assert code == 0
-        assert took < 5, took
+        assert took < DEFAULT_STOP_BOUND, took
         time.sleep(1)  # a child spawned by the load in its last moment would show by now
         assert processes_of(server) == []
     finally:
         server.stop()
+    log = server.log_file.read_text()
+    assert "Stopping (SIGTERM)" in log and "Startup: ready" not in log  # ended the load, did not finish it
 
 
 def test_sigterm_while_the_scheduler_loads_the_model_ends_it(tmp_path) -> None:
@@ -140,15 +146,16 @@ def test_sigterm_while_the_scheduler_loads_the_model_ends_it(tmp_path) -> None:
         live = httpx.get(f"{server.base_url}/livez", timeout=5)  # liveness: 200 while loading
         assert live.status_code == 200 and live.json()["engine_status"] == "loading"
         server.proc.send_signal(signal.SIGTERM)
-        code, took = exit_code_within(server, 5)
+        code, took = exit_code_within(server, DEFAULT_STOP_BOUND)
         assert code == 0
-        assert took < 5, took
+        assert took < DEFAULT_STOP_BOUND, took
         time.sleep(1)
         assert processes_of(server) == []
     finally:
         server.stop()
     log = server.log_file.read_text()
     assert "Engine failed to load" not in log
+    assert "Load ended by the stop (SIGTERM)" in log and "Startup: ready" not in log  # ended, not awaited
 
 
 def test_scheduler_killed_during_the_load_exits_1_with_the_line(tmp_path) -> None:

@@ -25,27 +25,31 @@ def test_known_regions_map_case_insensitively(hathora: str, gcp: str) -> None:
     assert gcp_region_for(hathora) == gcp
 
 
-def test_all_fourteen_hathora_regions_are_mapped() -> None:
-    # Hathora's SDK Region enum (cloud-sdk-typescript docs/models/components/region.md).
-    sdk_regions = [
-        "Seattle",
-        "Los_Angeles",
-        "Washington_DC",
-        "Chicago",
-        "London",
-        "Frankfurt",
-        "Mumbai",
-        "Singapore",
-        "Tokyo",
-        "Sydney",
-        "Sao_Paulo",
-        "Dallas",
-        "Johannesburg",
-        "Dubai",
-    ]
-    assert len(sdk_regions) == len(HATHORA_TO_GCP_REGION) == 14
-    for region in sdk_regions:
-        assert gcp_region_for(region) in HATHORA_TO_GCP_REGION.values()
+# Each of Hathora's 14 regions (its SDK's Region enum, cloud-sdk-typescript
+# docs/models/components/region.md) with the GCP region a load balancer there should use: the one in
+# the same metro where GCP has one, else the nearest (written here from GCP's region list, not from the
+# module, so a wrong or swapped entry fails).
+EXPECTED = {
+    "Seattle": "us-west1",  # The Dalles, Oregon: GCP has no Seattle region
+    "Los_Angeles": "us-west2",  # Los Angeles
+    "Washington_DC": "us-east4",  # Ashburn, Virginia
+    "Chicago": "us-central1",  # Council Bluffs, Iowa: GCP has no Chicago region
+    "Dallas": "us-south1",  # Dallas
+    "London": "europe-west2",  # London
+    "Frankfurt": "europe-west3",  # Frankfurt
+    "Mumbai": "asia-south1",  # Mumbai
+    "Singapore": "asia-southeast1",  # Singapore
+    "Tokyo": "asia-northeast1",  # Tokyo
+    "Sydney": "australia-southeast1",  # Sydney
+    "Sao_Paulo": "southamerica-east1",  # Sao Paulo
+    "Johannesburg": "africa-south1",  # Johannesburg
+    "Dubai": "me-central1",  # Doha: GCP has no region in the UAE
+}
+
+
+def test_each_of_the_fourteen_hathora_regions_maps_to_its_nearest_gcp_region() -> None:
+    assert {region: gcp_region_for(region) for region in EXPECTED} == EXPECTED
+    assert len(HATHORA_TO_GCP_REGION) == len(EXPECTED)  # no region the SDK does not have
 
 
 def test_override_wins() -> None:

@@ -81,4 +81,5 @@ def test_request_id_is_honoured_or_generated(records) -> None:
         generated = client.get("/plain", headers={"X-Request-Id": "bad id with spaces"}).headers["x-request-id"]
         assert generated.startswith("req-") and len(generated) == 36
     lines = [r.getMessage() for r in records.records if "/plain" in r.getMessage()]
-    assert all(line.endswith("[my-id.42]") for line in lines[:2])
+    # Two lines per request ("Request started", then the status), each naming its own request's id.
+    assert [line.rsplit(" [", 1)[1] for line in lines] == ["my-id.42]"] * 2 + [f"{generated}]"] * 2, lines
