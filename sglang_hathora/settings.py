@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     device: Device = Field("auto", description="auto picks cuda when a GPU is visible, else cpu.")
     sleep_on_idle: bool = Field(True, description="Let the idle scheduler sleep instead of busy-polling.")
     random_seed: int | None = Field(None, description="Engine random seed.")
+    deterministic_inference: bool = Field(
+        False,
+        description="The same text for the same request at temperature 0, whatever traffic came before: SGLang's "
+        "deterministic mode (batch-invariant kernels) on GPU; on CPU, where SGLang has none, the prefix cache off.",
+    )
     model_cache_dir: Path = Field(
         Path.home() / ".cache" / "sglang-hathora", description="Where the bundled model is prepared."
     )

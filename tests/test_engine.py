@@ -22,6 +22,7 @@ def test_every_engine_argument_is_one_sglang_knows() -> None:
     known = set(inspect.signature(ServerArgs).parameters)  # a msgspec Struct: its fields are its parameters
     assert {"model_path", "device", "sleep_on_idle"} <= known
     full = Settings(tp_size=2, max_total_tokens=4096, context_length=4096, mem_fraction_static=0.1, random_seed=1)
+    full = full.model_copy(update={"deterministic_inference": True})
     parsers = Parsers(tool_call_parser="qwen", reasoning_parser="qwen3", why="test")
     for device in ("cpu", "cuda"):
         assert set(engine_args(full, "/models/x", device, parsers)) - known == set()
@@ -34,6 +35,16 @@ def test_cpu_arguments_fit_one_full_context_and_sleep_when_idle() -> None:
     # One request as long as the context must fit in the token pool, or SGLang refuses it at admission.
     assert args["context_length"] <= args["max_total_tokens"]
     assert args["served_model_name"] == "SmolLM2-135M-Instruct"
+
+
+def test_deterministic_inference_is_sglangs_mode_on_gpu_and_no_prefix_cache_on_cpu() -> None:
+    on = Settings(deterministic_inference=True)
+    assert engine_args(on, "org/model", "cuda")["enable_deterministic_inference"] is True
+    cpu = engine_args(on, "/m", "cpu")
+    # SGLang refuses its deterministic mode with the CPU's attention backend (torch_native).
+    assert "enable_deterministic_inference" not in cpu and cpu["disable_radix_cache"] is True
+    off = engine_args(Settings(), "/m", "cpu")
+    assert "disable_radix_cache" not in off and "enable_deterministic_inference" not in off
 
 
 def test_gpu_arguments_leave_sizing_to_sglang_unless_set() -> None:

@@ -49,6 +49,21 @@ ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
 _CPU_DEFAULTS: dict[str, Any] = {"mem_fraction_static": 0.25, "max_total_tokens": 4096, "context_length": 4096}
 
 
+def deterministic_args(device: str) -> dict[str, Any]:
+    """DETERMINISTIC_INFERENCE. Why a greedy answer can change (measured, bench/greedy_burst.py): a prefix
+    that a burst computed inside a batched prefill lands in the prefix cache with KV that differs in its
+    last bf16 bits from the same prefix computed alone, and a later request served from it sees logits a
+    step or two off. The bundled model's first token for "What is the capital of France?" has a margin
+    of 0.125 nats ("The" -1.817, "L" -1.942) on a fresh server; after 400 requests at once it was an exact
+    tie (-1.946 each) and the answer began "L'Etoile". SGLang's deterministic mode makes its kernels
+    batch-invariant on the attention backends that have such kernels; the CPU's torch_native has none
+    (SGLang refuses the flag with it), so there the prefix cache is turned off instead: an answer no
+    longer depends on what ran before it, though requests sharing a batch can still differ in the last bits."""
+    if device == "cpu":
+        return {"disable_radix_cache": True}
+    return {"enable_deterministic_inference": True}
+
+
 def resolve_device(requested: str) -> str:
     if requested != "auto":
         return requested
@@ -79,6 +94,8 @@ def engine_args(settings: Settings, model_path: str, device: str, parsers: Parse
     if device == "cpu":
         args.update(_CPU_ENGINE_ARGS)
         args.update(_CPU_DEFAULTS)
+    if settings.deterministic_inference:
+        args.update(deterministic_args(device))
     optional = {
         "tool_call_parser": parsers.tool_call_parser if parsers else None,
         "reasoning_parser": parsers.reasoning_parser if parsers else None,
@@ -137,6 +154,12 @@ class EngineService:
                 parsers.why,
             )
             args = engine_args(self.settings, self.model_path, self.device, parsers)
+            if settings.deterministic_inference and self.device == "cpu":
+                logger.warning(
+                    "DETERMINISTIC_INFERENCE: SGLang has no batch-invariant kernels on the CPU, so the prefix "
+                    "cache is off instead: an answer does not depend on earlier traffic, but requests that run "
+                    "in one batch can still differ"
+                )
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
             phases.advance("engine_build")
             self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)
