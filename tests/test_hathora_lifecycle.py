@@ -224,7 +224,7 @@ def test_engine_death_still_detaches_then_exits_non_zero(fake_compute: FakeCompu
             "two requests in the engine",
         )
         children = server.descendants()
-        scheduler = next(c for c in children if "schedul" in " ".join(c.cmdline()) + c.name())
+        scheduler = next(c for c in children if "sglang::schedul" in " ".join(c.cmdline()) + c.name())
         scheduler.kill()  # SGLang's watchdog notices within about a second and signals SIGQUIT
         with pytest.raises(openai.APIError) as raised:
             for _chunk in stream:

@@ -48,7 +48,7 @@ def processes_of(server: ServerProcess) -> list[psutil.Process]:
 def scheduler_of(server: ServerProcess) -> psutil.Process | None:
     for child in server.descendants():
         try:
-            if "schedul" in " ".join(child.cmdline()) + child.name():
+            if "sglang::schedul" in " ".join(child.cmdline()) + child.name():  # its title
                 return child
         except psutil.Error:
             continue
