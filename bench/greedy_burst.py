@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import PROJECT, Contender, free_port
+from bench.run import PROJECT, Contender, free_port, launch_server_flags
 from sglang_hathora.engine import bundled_model, cpu_compat
 from sglang_hathora.engine.service import engine_args
 from sglang_hathora.settings import Settings
@@ -107,14 +107,7 @@ def contender(kind: str, env: dict[str, str], flags: list[str], work: Path) -> C
     if kind == "ours":
         base.update({"MODEL_PATH": model, "HOST": "127.0.0.1", "PORT": str(port), "LOG_FILE": str(work / "ours.log")})
         return Contender(kind, [sys.executable, "serve_hathora.py"], base, port, work / "ours.out")
-    served = engine_args(Settings(), model, "cpu")
-    argv = []
-    for key, value in served.items():
-        if key == "skip_server_warmup" or value is False:
-            continue
-        argv.append("--" + key.replace("_", "-"))
-        if value is not True:
-            argv.append(str(value))
+    argv = launch_server_flags(engine_args(Settings(), model, "cpu"))
     cpu_compat.apply()
     base.update({k: os.environ[k] for k in ("SGLANG_USE_CPU_ENGINE", "PYTHONPATH")})
     argv += [f"--{flag}" for flag in flags]
@@ -133,8 +126,8 @@ def main() -> None:
     env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="greedy-burst-") as folder:
         server = contender(args.server, env, args.flag, Path(folder))
-        wait_ready(server)
         try:
+            wait_ready(server)
             result: dict = {"server": args.server, "env": env, "flags": args.flag, "rounds": []}
             if args.ask_first:
                 result["before"] = ask(server.url)
@@ -148,8 +141,7 @@ def main() -> None:
                 )
             print(json.dumps(result), flush=True)
         finally:
-            server.proc.terminate()
-            server.proc.wait(timeout=60)
+            server.stop()
 
 
 if __name__ == "__main__":

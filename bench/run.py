@@ -46,6 +46,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def launch_server_flags(served: dict) -> list[str]:
+    """``sglang.launch_server`` flags for our engine arguments."""
+    flags: list[str] = []
+    for key, value in served.items():
+        if key == "skip_server_warmup" or value is False:
+            continue  # launch_server runs its own warm-up: it is part of its start-up as shipped
+        flags.append("--" + key.replace("_", "-"))
+        if value is not True:
+            flags.append(str(value))
+    return flags
+
+
 def tree_pss_mb(pid: int) -> float:
     """Proportional set size of a process and all its children (shared pages counted once)."""
     try:
@@ -229,13 +241,7 @@ def contenders(args: argparse.Namespace, work: Path) -> tuple[Contender, Contend
     }
     ours = Contender(OURS, [sys.executable, "serve_hathora.py"], ours_env, ours_port, work / "sglang-hathora.out")
 
-    flags: list[str] = []
-    for key, value in served.items():
-        if key == "skip_server_warmup" or value is False:
-            continue  # launch_server runs its own warm-up: it is part of its start-up as shipped
-        flags.append("--" + key.replace("_", "-"))
-        if value is not True:
-            flags.append(str(value))
+    flags = launch_server_flags(served)
     sglang_env = dict(base_env)
     if device == "cpu":
         # The same CPU fixes our server applies to itself (cpu_compat.py), given through the environment.
