@@ -65,6 +65,20 @@ def test_the_server_sets_up_its_own_cpu_fixes_for_its_children(server: ServerPro
     assert answer.choices[0].message.content
 
 
+def test_the_engine_children_are_forks_that_found_sglang_imported(server: ServerProcess) -> None:
+    """SGLang's scheduler and detokenizer are forked from the forkserver (engine/forkserver.py) with SGLang
+    already imported, not spawned interpreters that import it again."""
+    output = server.output()
+    started = re.findall(r"- INFO - Engine child (\w+) forked with SGLang preloaded: (\w+)$", output, re.MULTILINE)
+    assert sorted(started) == [("run_detokenizer_process", "True"), ("run_scheduler_process", "True")], started
+    descendants = server.descendants()
+    commands = {child.pid: " ".join(child.cmdline()) for child in descendants}
+    assert not [command for command in commands.values() if "multiprocessing.spawn" in command], commands
+    (forkserver,) = [child for child in descendants if "multiprocessing.forkserver" in commands[child.pid]]
+    titles = sorted(child.name()[:15] for child in forkserver.children())
+    assert titles == ["sglang::detoken", "sglang::schedul"], titles
+
+
 def test_port_bound_before_model_loads_and_health_turns_ready(server: ServerProcess) -> None:
     assert server.port_answered_after is not None and server.port_answered_after < 2.0, server.port_answered_after
     first_code, first_body = server.health_codes[0]
@@ -248,7 +262,16 @@ def test_headers_logs_and_docs(server: ServerProcess, client: openai.OpenAI) -> 
     assert "zebra-secret-4711" not in log  # prompts are logged only at DEBUG
 
 
-PHASES = ("python_start", "configuration", "device", "model_files", "sglang_import", "engine_build", "warm_up")
+PHASES = (
+    "python_start",
+    "configuration",
+    "device",
+    "forkserver",
+    "model_files",
+    "sglang_import",
+    "engine_build",
+    "warm_up",
+)
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (serve_hathora|sglang|uvicorn) - [A-Z]+ - ")
 
 

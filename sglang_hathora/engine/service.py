@@ -11,14 +11,15 @@ Built on the serving event loop's terms (shared/reference/sglang-engine.md):
 from __future__ import annotations
 
 import contextlib
-import os
+import gc
 import threading
 import time
 from typing import Any
 
 import psutil
 
-from sglang_hathora.engine import bundled_model, cpu_compat
+from sglang_hathora.engine import bundled_model, forkserver
+from sglang_hathora.engine.environment import prepare_for, resolve_device
 from sglang_hathora.engine.model_family import Parsers, choose_parsers, read_config
 from sglang_hathora.engine.sglang_adapter import SGLangAdapter, startup_parts
 from sglang_hathora.engine.startup import StartupPhases
@@ -35,13 +36,6 @@ _CPU_ENGINE_ARGS: dict[str, Any] = {
     "disable_cuda_graph": True,
     "disable_overlap_schedule": True,
 }
-# SGLang reads these from the environment, in this process and in the children it spawns.
-# SGLANG_SANITIZE_NAN_LOGITS: a grammar that allows no token at some step masks a whole row of
-# logits to -inf; with top_p/top_k/min_p the sampler's torch.multinomial then raised "probability
-# tensor contains either inf, nan or element < 0" and the scheduler died (a fuzz killer: regex "\x04",
-# temperature 1, top_p 0.5). Sanitized (-inf -> -1e30) the row samples some token, the grammar
-# refuses it and only that request fails (400). The cost is one nan_to_num_ over the logits per step.
-ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
 # On CPU mem_fraction_static is a share of host RAM, and SGLang checks it against the free RAM measured
 # before and after the weights load: anything else on the host that takes more than that share meanwhile
 # failed the load ("Loaded weights leave no GPU memory for the KV cache under 0.05": an image build beside
@@ -62,14 +56,6 @@ def deterministic_args(device: str) -> dict[str, Any]:
     if device == "cpu":
         return {"disable_radix_cache": True}
     return {"enable_deterministic_inference": True}
-
-
-def resolve_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def engine_args(settings: Settings, model_path: str, device: str, parsers: Parsers | None = None) -> dict[str, Any]:
@@ -135,15 +121,18 @@ class EngineService:
         try:
             phases.advance("device")
             self.device = await in_daemon_thread(resolve_device, self.settings.device)
-            if self.device == "cpu":
-                cpu_compat.apply()  # before the first sglang import, inherited by its children
+            prepare_for(self.device)  # before the first sglang import, inherited by its children
+            preloaded = forkserver.enabled(self.settings.engine_forkserver, self.device)
+            phases.advance("forkserver")
+            if preloaded:  # it imports SGLang on the other core while this process goes on
+                forkserver.start()  # on the main thread (see its docstring); a no-op if serve_hathora.py did
             phases.advance("model_files")
             if self.settings.model_path is None:
                 self.model_path = str(await in_daemon_thread(bundled_model.prepare, self.settings.model_cache_dir))
             phases.advance("sglang_import")
-            for key, value in ENGINE_ENVIRONMENT.items():
-                os.environ.setdefault(key, value)  # an operator's own value wins
             await in_daemon_thread(_import_sglang)
+            if preloaded:
+                forkserver.install()
             config = await in_daemon_thread(read_config, self.model_path)
             settings = self.settings
             parsers = choose_parsers(settings.tool_call_parser, settings.reasoning_parser, config, self.model_path)
@@ -201,7 +190,16 @@ class EngineService:
 
 
 def _import_sglang() -> None:
-    import sglang.srt.entrypoints.engine  # noqa: F401 - timed as its own phase
+    # The cyclic collector is off for the import: it builds ~750k objects and almost no garbage, and the
+    # collections walking the growing heap took a fifth of its time (6.6 s with, 5.2 s without, measured).
+    # What it built is then frozen (kept for the process's life, never walked again: the tokenizer's load
+    # during the engine build triggers several full collections, and serving would too).
+    gc.disable()
+    try:
+        import sglang.srt.entrypoints.engine  # noqa: F401 - timed as its own phase
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _build_engine(args: dict[str, Any]) -> Any:

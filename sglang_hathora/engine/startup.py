@@ -4,7 +4,9 @@ Cold start decides how fast Hathora can add capacity, so the time from process s
 is split into contiguous phases that sum to it (each ends where the next begins):
   python_start   process created -> our main() runs (interpreter, our imports)
   configuration  settings, logging, registration plan, app -> the engine load starts
-  device         torch import and device detection
+  device         device detection (imports torch only where a GPU driver's device files exist)
+  forkserver     start of the forkserver that preloads SGLang for the engine's children (it imports
+                 on the other core during the next phases; 0 with ENGINE_FORKSERVER off)
   model_files    bundled model unpacked (0 with MODEL_PATH)
   sglang_import  SGLang's modules
   engine_build   sglang.Engine(): tokenizer, scheduler process, weights, KV cache (SGLang's own

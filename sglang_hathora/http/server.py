@@ -92,11 +92,11 @@ def build_server(
     return HathoraServer(config, lifecycle)
 
 
-def main() -> int:
+def main(settings: Settings | None = None) -> int:
     # SGLang's serving layer still returns FastAPI's deprecated ORJSONResponse; nothing for us to act on.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     startup = StartupPhases()
-    settings = load_settings_or_exit()
+    settings = settings or load_settings_or_exit()
     configure_logging(settings)
     startup.advance("configuration")
     try:

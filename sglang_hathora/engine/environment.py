@@ -1,0 +1,65 @@
+"""Where the engine's process environment is prepared: the device, SGLang's environment variables and
+(on CPU) the fixes, all set before SGLang is imported and before any engine process starts, so that
+the forkserver (engine/forkserver.py) and every child inherit them.
+
+``prepare`` is idempotent: ``serve_hathora.py`` calls it before the server imports its web stack, so
+that the forkserver starts 0.6 s sooner (those imports' time on this machine), and the engine's load
+calls it again, which then only returns what the first call found.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sglang_hathora.engine import cpu_compat, forkserver
+from sglang_hathora.settings import Settings
+
+# SGLang reads these from the environment, in this process and in the children it starts.
+# SGLANG_SANITIZE_NAN_LOGITS: a grammar that allows no token at some step masks a whole row of
+# logits to -inf; with top_p/top_k/min_p the sampler's torch.multinomial then raised "probability
+# tensor contains either inf, nan or element < 0" and the scheduler died (a fuzz killer: regex "\x04",
+# temperature 1, top_p 0.5). Sanitized (-inf -> -1e30) the row samples some token, the grammar
+# refuses it and only that request fails (400). The cost is one nan_to_num_ over the logits per step.
+ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
+
+# A GPU needs its driver's device files: without any, "auto" means the CPU, known without importing
+# torch (1.1-1.5 s here).
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def resolve_device(requested: str) -> str:
+    return cheap_device(requested) or _torch_device()
+
+
+def cheap_device(requested: str, device_files: tuple[str, ...] | None = None) -> str | None:
+    """The device when it is known without importing torch, else None."""
+    if requested != "auto":
+        return requested
+    files = GPU_DEVICE_FILES if device_files is None else device_files
+    return None if any(os.path.exists(path) for path in files) else "cpu"
+
+
+def _torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def prepare_for(device: str) -> None:
+    """SGLang's variables (an operator's own value wins) and, on the CPU, the fixes."""
+    for key, value in ENGINE_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    if device == "cpu":
+        cpu_compat.apply()
+
+
+def start_forkserver_early(settings: Settings) -> bool:
+    """Before the server's own imports: prepare and start the forkserver when it is on and the device is
+    known without torch (a possible GPU waits for the load, which imports torch anyway). Logging must be
+    configured first: the forkserver takes its configuration file from the environment."""
+    device = cheap_device(settings.device)
+    if device is None or not forkserver.enabled(settings.engine_forkserver, device):
+        return False
+    prepare_for(device)
+    forkserver.start()
+    return True
