@@ -2,10 +2,11 @@
 
 Why: SGLang 0.5.23 forces multiprocessing ``spawn`` for its scheduler and detokenizer, and each fresh
 interpreter re-imports sglang, torch and transformers (about 19 CPU-seconds each on this 2-core machine)
-although the server imported all of it seconds before: most of a 27 s cold start was that. Here a Python
-forkserver is started at the very beginning of the load, with the scheduler's and the detokenizer's
-modules to preload, so it imports them on the second core while the server imports SGLang on the first;
-the children are then forks of it (measured: ready 12.5 s after the process started, against ~27 s).
+although the server imported all of it seconds before: most of a 24-27 s cold start was that. Here a
+Python forkserver is started before the server imports its web stack (serve_hathora.py), with the
+scheduler's, the detokenizer's and the model modules to preload, so it imports them on the second core
+while the server imports SGLang on the first; the children are then forks of it (measured, two starts
+one after the other: ready 13.9 s against 23.9 s with spawn; 9.1-10.0 s on a quiet moment).
 
 How SGLang is touched, without changing its files: after the server imported SGLang, the ``mp`` name
 in ``sglang.srt.entrypoints.engine`` (its ``import multiprocessing as mp``) is replaced by a view of
@@ -13,8 +14,9 @@ multiprocessing whose ``Process`` comes from the forkserver. ``Pipe`` and everyt
 multiprocessing's own.
 
 CUDA cannot survive a fork once initialised. What ensures nothing initialises it before the fork:
-- the forkserver is a fresh interpreter, not a fork of the server (which imported torch to pick the
-  device), and it only imports modules: importing sglang's scheduler module touches no device;
+- the forkserver is a fresh interpreter (fork and exec), not a fork of the server (which may have
+  imported torch to pick the device), and it only imports modules, which is not known to touch a
+  device; what guarantees it is the next point:
 - every child checks at its start, before SGLang's code runs, that CUDA is not initialised in it (and
   torch's own bad-fork flag), and refuses with a RuntimeError naming the setting otherwise;
 - and the path is on by default on CPU only (ENGINE_FORKSERVER=auto): on a CUDA host it stays off until
