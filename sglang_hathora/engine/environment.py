@@ -2,9 +2,9 @@
 (on CPU) the fixes, all set before SGLang is imported and before any engine process starts, so that
 the forkserver (engine/forkserver.py) and every child inherit them.
 
-``prepare`` is idempotent: ``serve_hathora.py`` calls it before the server imports its web stack, so
-that the forkserver starts 0.6 s sooner (those imports' time on this machine), and the engine's load
-calls it again, which then only returns what the first call found.
+``start_forkserver_early`` runs in ``serve_hathora.py`` before the server imports its web stack, so
+that the forkserver starts 0.6 s sooner (those imports' time on this machine); the engine's load calls
+``prepare_for`` and ``forkserver.start`` again, and both are idempotent.
 """
 
 from __future__ import annotations

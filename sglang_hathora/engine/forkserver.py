@@ -6,7 +6,8 @@ although the server imported all of it seconds before: most of a 24-27 s cold st
 Python forkserver is started before the server imports its web stack (serve_hathora.py), with the
 scheduler's, the detokenizer's and the model modules to preload, so it imports them on the second core
 while the server imports SGLang on the first; the children are then forks of it (measured, two starts
-one after the other: ready 13.9 s against 23.9 s with spawn; 9.1-10.0 s on a quiet moment).
+one after the other: ready 13.9 s against 23.9 s with spawn; 9.1-10.0 s on a quieter hour, before
+the forkserver was started ahead of the web stack).
 
 How SGLang is touched, without changing its files: after the server imported SGLang, the ``mp`` name
 in ``sglang.srt.entrypoints.engine`` (its ``import multiprocessing as mp``) is replaced by a view of
