@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 # Re-install only when an install input changes.
 STAMP := $(VENV)/.installed-$(shell cat scripts/install.sh requirements.txt requirements/*.txt | sha1sum | cut -c1-12)
 
+COMMA := ,
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum bench/requirements.txt | cut -c1-12)
 
 # The clients the tests drive (tests/test_clients.py), apart from the server's environment: Python ones in
@@ -78,12 +79,18 @@ docker-cpu: $(STAMP)
 
 # Dockerfile.hathora, every instruction of it, built on a local stand-in of the official SGLang image
 # (sglang and torch in the system Python, as root; docker/Dockerfile.sglang-standin says what it cannot
-# prove: CUDA). The tests run the result on the CPU: sglang-hathora:standin
+# prove: CUDA), with the bundled model baked in from docker/models/ as a hub model would be (no hub
+# here). HF_TOKEN_FILE, if set, is passed as the build's hf_token secret. The tests run the result on
+# the CPU: sglang-hathora:standin
 STANDIN := local/sglang-standin:v0.5.23
-docker-hathora-standin: $(STAMP)
-	base=$$(scripts/docker_base.sh) && VENV=$(VENV) scripts/docker_wheelhouse.sh && \
+docker-hathora-standin: setup
+	base=$$(scripts/docker_base.sh) && VENV=$(VENV) scripts/docker_wheelhouse.sh && buildkit=$$(scripts/docker_buildkit.sh) && \
+	checkpoint=$$($(PY) -m sglang_hathora.engine.bundled_model 2>/dev/null | tail -1) && \
+	rm -rf docker/models/$$(basename $$checkpoint) && cp -r $$checkpoint docker/models/ && \
 	docker build --quiet --network host --build-arg BASE=$$base -f docker/Dockerfile.sglang-standin -t $(STANDIN) . && \
-	docker build --quiet --network host --build-arg SGLANG_IMAGE=$(STANDIN) -f Dockerfile.hathora -t sglang-hathora:standin .
+	$$buildkit build --quiet --network host --build-arg SGLANG_IMAGE=$(STANDIN) \
+		--build-arg MODEL_ID=./docker/models/$$(basename $$checkpoint) --build-arg SERVED_MODEL_NAME=$$(basename $$checkpoint) \
+		$(if $(HF_TOKEN_FILE),--secret id=hf_token$(COMMA)src=$(HF_TOKEN_FILE)) -f Dockerfile.hathora -t sglang-hathora:standin .
 
 clean:
 	rm -rf $(VENV) $(CLIENTS_VENV) $(JS_DIR)/node_modules .pytest_cache .ruff_cache

@@ -176,6 +176,20 @@ class PeakMemory:
         self._thread.join()
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of a server's process and of each child, by its title: where
+    a run's CPU went (2 cores: what the HTTP process spends per token, the scheduler cannot)."""
+    seconds: dict[str, float] = {}
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                title = "server" if process.pid == pid else (process.cmdline() or [process.name()])[0]
+                times = process.cpu_times()
+                seconds[title] = seconds.get(title, 0.0) + times.user + times.system
+    return seconds
+
+
 def bench_serving(contender: Contender, concurrency: int, prompts: int, args: argparse.Namespace, out: Path) -> dict:
     result_file = out / f"{contender.name.replace(' ', '_')}-c{concurrency}-{time.time_ns()}.jsonl"
     command = [
@@ -207,16 +221,21 @@ def bench_serving(contender: Contender, concurrency: int, prompts: int, args: ar
         str(result_file),
     ]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "1"}
+    before = cpu_seconds(contender.proc.pid)
     with PeakMemory(contender):
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    after = cpu_seconds(contender.proc.pid)
     if completed.returncode != 0 or not result_file.exists():
         output = completed.stdout[-3000:] + completed.stderr[-3000:]
         raise RuntimeError(f"bench_serving failed for {contender.name}:\n{output}")
     result = json.loads(result_file.read_text().splitlines()[-1])
     result["errors"] = prompts - result["completed"]
+    result["cpu_seconds"] = {title: round(s - before.get(title, 0.0), 2) for title, s in after.items()}
+    cpu = ", ".join(f"{title} {s:.1f}" for title, s in sorted(result["cpu_seconds"].items()) if s >= 0.05)
     print(
         f"[bench] {contender.name} c={concurrency}: {result['output_throughput']:.1f} out tok/s, "
-        f"TTFT p50 {result['median_ttft_ms']:.0f} ms, errors {result['errors']}",
+        f"TTFT p50 {result['median_ttft_ms']:.0f} ms, ITL p50 {result['median_itl_ms']:.1f} ms, "
+        f"errors {result['errors']}, CPU s: {cpu}",
         flush=True,
     )
     return result

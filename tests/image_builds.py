@@ -27,6 +27,7 @@ from tests.server_process import PROJECT_DIR
 
 TARGETS = ("docker-cpu", "docker-hathora-standin")
 _RUN_ID = "SGLANG_HATHORA_TEST_RUN"
+BUILD_SECRET = "hf_sglangHathoraTestCanary7c1e0b9d"  # no real token: a marker to look for
 
 _build: subprocess.Popen | None = None  # set in the one process that started the build
 
@@ -53,11 +54,17 @@ def start() -> None:
         folder().mkdir()  # atomic: exactly one process of the run gets past here
     except FileExistsError:
         return
+    # The hathora image's build gets a token as a BuildKit secret, as a gated model's build would:
+    # tests/test_containers.py looks for it in the image and its history (it must be in neither).
+    # The same token every run: BuildKit's cache key ignores a secret's content, so a layer cached from
+    # an earlier run was built with this one too (a fresh token per run hid a leak behind the cache).
+    (folder() / "hf_token").write_text(BUILD_SECRET + "\n")
     with (folder() / "log").open("w") as log:
         _build = subprocess.Popen(
             # The exit status lands in a file any worker can read.
             ["sh", "-c", 'nice -n 19 make "$@"; echo $? > "$0/status"', str(folder()), *TARGETS],
             cwd=PROJECT_DIR,
+            env={**os.environ, "HF_TOKEN_FILE": str(folder() / "hf_token")},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -7,9 +7,8 @@ Compute API on 127.0.0.1, like every other test here; it is removed by name at t
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import stat
 import subprocess
 import time
 import uuid
@@ -152,14 +151,73 @@ def test_hathora_image_on_the_standin_leaves_sglangs_packages_alone(standin_imag
     assert not sglang_at.startswith("/opt/hathora/") and not torch_at.startswith("/opt/hathora/"), where
 
 
-def test_hathora_image_on_the_standin_serves_as_pid_1_non_root_and_stops_with_0(
-    standin_image: str, bundled_checkpoint, tmp_path
+def test_hathora_image_on_the_standin_serves_its_baked_model_as_pid_1_non_root_and_stops_with_0(
+    standin_image: str,
 ) -> None:
-    # The GPU image has no model inside: it is given the bundled one, readable by uid 10001.
-    model = shutil.copytree(bundled_checkpoint, tmp_path / "model")
-    for path in [model, *model.rglob("*")]:
-        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
-    serve_and_stop(Container(standin_image, {"MODEL_PATH": "/model"}, ("-v", f"{model}:/model:ro")))
+    # No volume, no MODEL_PATH: the image's own weights (baked at build time, Dockerfile.hathora).
+    serve_and_stop(Container(standin_image, {}))
+
+
+# Asked from inside the container: with --network none nothing outside it, this test included, can reach it.
+ASK_INSIDE = """
+import json, os, time, urllib.request
+base = "http://127.0.0.1:" + os.environ.get("PORT", "8000")
+deadline = time.monotonic() + float(os.environ["READY_TIMEOUT"])
+while True:
+    try:
+        urllib.request.urlopen(base + "/health", timeout=5)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(1)
+models = json.load(urllib.request.urlopen(base + "/v1/models", timeout=30))
+question = json.loads(os.environ["QUESTION"])
+body = json.dumps({"model": "sglang", "messages": question, "temperature": 0, "max_tokens": 8})
+request = urllib.request.Request(base + "/v1/chat/completions", body.encode(), {"Content-Type": "application/json"})
+answer = json.load(urllib.request.urlopen(request, timeout=120))
+print(json.dumps({"models": [m["id"] for m in models["data"]], "text": answer["choices"][0]["message"]["content"]}))
+"""
+
+
+def test_hathora_image_serves_under_network_none_with_no_hub_and_no_token_inside(standin_image: str) -> None:
+    name = f"sglang-hathora-test-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", name, "--network", "none", standin_image)
+    try:
+        result = docker(
+            "exec", "-e", f"READY_TIMEOUT={READY_TIMEOUT}", "-e", f"QUESTION={json.dumps(QUESTION)}",
+            name, "python3", "-c", ASK_INSIDE, timeout=READY_TIMEOUT + 180, check=False,
+        )  # fmt: skip
+        logs = docker("logs", name, check=False)
+        assert result.returncode == 0, (result.stderr + logs.stdout + logs.stderr)[-4000:]
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+        assert seen["models"][0] == "SmolLM2-135M-Instruct", seen
+        assert "Paris" in seen["text"], seen
+        environment = docker("exec", name, "env").stdout.splitlines()
+        assert {"MODEL_PATH=/app/model", "HF_HUB_OFFLINE=1"} <= set(environment), environment
+        # The build was given a token (a BuildKit secret) and saw it; it is in no layer and no history line.
+        assert "token given: yes" in docker("exec", name, "cat", "/app/model/.baked").stdout
+    finally:
+        docker("rm", "-f", name, check=False)
+    secret = image_builds.BUILD_SECRET.encode()
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", standin_image).stdout
+    assert "bake_model.py" in history and secret.decode() not in history
+    assert secret.decode() not in docker("inspect", standin_image).stdout
+    assert not image_contains(standin_image, secret)
+
+
+def image_contains(image: str, needle: bytes) -> bool:
+    """Whether any byte of the image (every layer, its config) holds ``needle``: `docker save` streamed."""
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+        assert save.stdout is not None
+        tail = b""
+        while block := save.stdout.read(1 << 22):
+            if needle in tail + block:
+                save.kill()
+                return True
+            tail = block[-len(needle) :]
+    assert save.returncode == 0, f"docker save {image} exited {save.returncode}"
+    return False
 
 
 def test_cpu_image_attaches_after_ready_and_detaches_on_docker_stop(
