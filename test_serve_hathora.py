@@ -80,7 +80,11 @@ def test_the_engine_children_are_forks_that_found_sglang_imported(server: Server
 
 
 def test_port_bound_before_model_loads_and_health_turns_ready(server: ServerProcess) -> None:
-    assert server.port_answered_after is not None and server.port_answered_after < 2.0, server.port_answered_after
+    # The port answers long before the model is loaded. Uncontended it answers in 1.1-1.4 s here (make
+    # bench-ready); beside the other test lane and the image builds it took 2.3 s once, so the bound here
+    # is one that catches a bind after the load, not the figure.
+    assert server.port_answered_after is not None and server.port_answered_after < 5.0, server.port_answered_after
+    assert server.ready_after is not None and server.port_answered_after < server.ready_after / 2
     first_code, first_body = server.health_codes[0]
     assert first_code == 503 and first_body["engine_status"] == "loading"
     code, body = server.health_codes[-1]
