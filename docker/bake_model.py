@@ -3,11 +3,11 @@
     python3 bake_model.py MODEL_ID TARGET [REVISION]
 
 MODEL_ID is a Hugging Face model id (``meta-llama/Meta-Llama-3.1-8B-Instruct``), downloaded with
-huggingface_hub (the SGLang image has it), or a checkpoint folder put in the build context's ``docker/models/``, written
-``./docker/models/NAME`` (``make docker-hathora-standin`` bakes the bundled model that way, with no
-hub in reach; only that folder is mounted, not the whole context). A gated
-model's token is read from the BuildKit secret ``hf_token`` (``/run/secrets/hf_token``): a secret
-mount is in no layer and in no line of the image's history, unlike a build argument or ENV.
+huggingface_hub (the SGLang image has it), or a checkpoint folder put in the build context's
+``docker/models/``, written ``./docker/models/NAME`` (``make docker-hathora-standin`` bakes the
+bundled model that way, with no hub in reach; only that folder is mounted, not the whole context).
+A gated model's token is read from the BuildKit secret ``hf_token`` (``/run/secrets/hf_token``): a
+secret mount is in no layer and in no line of the image's history, unlike a build argument or ENV.
 
 Only what SGLang loads is fetched: where a repository has safetensors, its ``*.bin``/``*.pth``
 copies and ``original/`` (Llama 3.1 8B's holds a second 16 GB of the same weights) are left out.

@@ -197,8 +197,8 @@ def test_hathora_image_serves_under_network_none_with_no_hub_and_no_token_inside
         assert {"MODEL_PATH=/app/model", "HF_HUB_OFFLINE=1"} <= set(environment), environment
         # The build was given a token (a BuildKit secret) and saw it; it is in no file the step that had
         # it could write (the weights' folder, the home and temporary folders, /etc) and in no history line.
-        # Not `docker save | grep` over all 4.2 GB: streaming it evicted the engine tests' pages beside
-        # it, and a scheduler there made no progress for 93 s.
+        # Not `docker save | grep` over all 4.2 GB: once, while it streamed, a scheduler of the engine
+        # lane beside it made no progress for 93 s (page-cache eviction is the likely cause, not proven).
         assert "token given: yes" in docker("exec", name, "cat", "/app/model/.baked").stdout
         places = ["/app", "/root", "/home", "/tmp", "/etc", "/opt/hathora/bin"]
         found = docker("exec", name, "grep", "-rlsF", secret, *places, check=False, timeout=300)
