@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 
 class FakeAdapter:
@@ -47,13 +48,15 @@ class FakeEngine:
         self.load_cancelled: str | None = None
         self.events: list[tuple[str, float]] = []
 
-    async def start(self) -> None:
+    async def start(self, take_signals: Callable[[], None] | None = None) -> None:
         await asyncio.sleep(self.load_seconds)
         if self.load_cancelled:
             raise RuntimeError("the engine's children were ended")
         if self.fails:
             self.failure = self.fails
             raise RuntimeError(self.fails)
+        if take_signals is not None:  # as the real warm-up does, once the engine is built
+            take_signals()
         self.adapter = FakeAdapter()
         self.loaded = True
         self.events.append(("loaded", time.monotonic()))

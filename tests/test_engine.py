@@ -1,14 +1,18 @@
-"""Engine arguments, and a model that fails to load ending the process clearly."""
+"""Engine arguments, the warm-up's signal handover, and a model that fails to load ending the process
+clearly."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import os
+import signal
 
 import pytest
 
 from sglang_hathora.engine import cpu_compat
 from sglang_hathora.engine.model_family import Parsers
-from sglang_hathora.engine.service import engine_args
+from sglang_hathora.engine.service import EngineService, engine_args
 from sglang_hathora.settings import Settings
 from tests.server_process import ServerProcess
 
@@ -63,6 +67,36 @@ def test_settings_override_cpu_defaults() -> None:
 
 @pytest.mark.engine  # a real process importing SGLang / a real conversion
 @pytest.mark.timeout(300)
+def test_a_signal_during_the_warm_up_reaches_the_servers_handler_not_sglangs() -> None:
+    """SGLang puts its SIGQUIT handler (SIGKILL of the whole tree, this process included) on the loop
+    when its receive loop is bound; a child that dies while the warm-up waits sends SIGQUIT. The server's
+    handler must be the one that runs (in a real start, the engine's children are ended with our line)."""
+    seen: list[str] = []
+
+    async def warm_up() -> None:
+        loop = asyncio.get_running_loop()
+
+        class Adapter:  # as SGLang's auto_create_handle_loop does on the main thread
+            def bind_receive_loop(self) -> None:
+                loop.add_signal_handler(signal.SIGQUIT, seen.append, "sglang's")
+
+        class Engine:
+            async def async_generate(self, prompt: str, params: dict) -> dict:
+                os.kill(os.getpid(), signal.SIGQUIT)  # the scheduler died after it said ready
+                await asyncio.sleep(0.2)
+                return {"meta_info": {"completion_tokens": 2}}
+
+        service = EngineService(Settings())
+        service.adapter, service.engine = Adapter(), Engine()
+        try:
+            await service._warm_up(lambda: loop.add_signal_handler(signal.SIGQUIT, seen.append, "ours"))
+        finally:
+            loop.remove_signal_handler(signal.SIGQUIT)
+
+    asyncio.run(warm_up())
+    assert seen == ["ours"]
+
+
 def test_model_that_fails_to_load_ends_the_process(tmp_path) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()

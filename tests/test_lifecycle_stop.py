@@ -45,14 +45,19 @@ def processes_of(server: ServerProcess) -> list[psutil.Process]:
     return found
 
 
-def scheduler_of(server: ServerProcess) -> psutil.Process | None:
+def engine_child(server: ServerProcess, title: str) -> psutil.Process | None:
+    """The server's engine process with this title (SGLang's: sglang::schedul, sglang::detoken)."""
     for child in server.descendants():
         try:
-            if "sglang::schedul" in " ".join(child.cmdline()) + child.name():  # its title
+            if title in " ".join(child.cmdline()) + child.name():
                 return child
         except psutil.Error:
             continue
     return None
+
+
+def scheduler_of(server: ServerProcess) -> psutil.Process | None:
+    return engine_child(server, "sglang::schedul")
 
 
 def exit_code_within(server: ServerProcess, seconds: float) -> tuple[int, float]:
@@ -162,7 +167,8 @@ def test_scheduler_killed_during_the_load_exits_1_with_the_line(tmp_path) -> Non
     server = ServerProcess(log_file=tmp_path / "serve.log").start()
     try:
         wait_for(lambda: scheduler_of(server) is not None, 120, "the scheduler process")
-        time.sleep(2.0)  # into the model load
+        time.sleep(0.5)  # into its model load (its whole start takes 1.8-1.9 s here, scheduler_e2e)
+        assert "Startup: engine_build parts" not in server.log_file.read_text(), "killed after the build"
         scheduler_of(server).kill()
         code, _took = exit_code_within(server, 30)
         assert code == 1
@@ -171,6 +177,30 @@ def test_scheduler_killed_during_the_load_exits_1_with_the_line(tmp_path) -> Non
     finally:
         server.stop()
     assert "Engine failed to load, exiting" in server.log_file.read_text()
+
+
+def test_scheduler_killed_during_the_warm_up_exits_1_with_the_line(tmp_path) -> None:
+    """The warm-up's first request binds SGLang's receive loop, which puts SGLang's SIGQUIT handler on
+    the loop (SIGKILL of the whole tree, this process included); SGLang's own child watchdog sends that
+    SIGQUIT about a second after the scheduler dies. The server's handler must be the one in place: exit
+    1 with the line, not -9 with no word (CI run of 00a5188). The detokenizer is stopped from its start,
+    so that the warm-up (0.13 s otherwise) cannot end before the kill; the engine build does not need it."""
+    server = ServerProcess(log_file=tmp_path / "serve.log").start()
+    try:
+        wait_for(lambda: engine_child(server, "sglang::detoken") is not None, 120, "the detokenizer process")
+        engine_child(server, "sglang::detoken").suspend()
+        wait_for(lambda: "Startup: engine_build " in server.log_file.read_text(), 120, "the engine built")
+        time.sleep(0.5)  # into the warm-up, which cannot end
+        scheduler_of(server).kill()
+        code, _took = exit_code_within(server, 30)
+        assert code == 1
+        time.sleep(1)
+        assert processes_of(server) == []
+    finally:
+        server.stop()
+    log = server.log_file.read_text()
+    assert "Engine failed to load, exiting: an engine process died during the load" in log
+    assert "Warm-up generation done" not in log
 
 
 @pytest.mark.parametrize("pending", [True, False], ids=["request-pending", "idle"])

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -115,8 +116,9 @@ class EngineService:
         self._release_threads = threading.Event()
         self._shut_down = False
 
-    async def start(self) -> None:
-        """Load and warm up. Raises on failure (the reason in .failure)."""
+    async def start(self, take_signals: Callable[[], None] | None = None) -> None:
+        """Load and warm up. Raises on failure (the reason in .failure). ``take_signals`` puts the
+        server's signal handlers back at once after SGLang put its own (see ``_warm_up``)."""
         phases = self.startup
         try:
             phases.advance("device")
@@ -155,7 +157,7 @@ class EngineService:
             phases.engine_parts(startup_parts(self.engine))
             self.adapter = SGLangAdapter(self.engine)
             phases.advance("warm_up")
-            await self._warm_up()
+            await self._warm_up(take_signals)
         except BaseException as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             raise
@@ -171,9 +173,15 @@ class EngineService:
         if ended := end_children():
             logger.info("Load cancelled (%s): ended engine process(es) %s", reason, ended)
 
-    async def _warm_up(self) -> None:
-        # One real generation on the serving loop: compiles what is lazily compiled and binds
-        # SGLang's receive loop here (a first request on any other loop would hang forever).
+    async def _warm_up(self, take_signals: Callable[[], None] | None) -> None:
+        # SGLang's receive loop bound to the serving loop, and in the same step (no await between: a
+        # signal is dispatched by the loop, to whichever handler is set then) the server's handlers put
+        # back over SGLang's. Before, the warm-up's first request installed SGLang's, ours came back only
+        # after it: a scheduler death in that window SIGKILLed this process (exit -9, CI run of 00a5188).
+        self.adapter.bind_receive_loop()
+        if take_signals is not None:
+            take_signals()
+        # One real generation on the serving loop: compiles what is lazily compiled.
         output = await self.engine.async_generate("Hello", {"max_new_tokens": 2, "temperature": 0.0})
         logger.info("Warm-up generation done (%s tokens)", output["meta_info"]["completion_tokens"])
 

@@ -56,6 +56,13 @@ class SGLangAdapter:
         _record_engine_rids(manager)
         _refuse_empty_token_lists(manager)
 
+    def bind_receive_loop(self) -> None:
+        """Start SGLang's receive loop on the running event loop (a first request on any other loop would
+        hang forever). On the main thread SGLang also puts its own SIGTERM and SIGQUIT handlers on the
+        loop here (drain then sys.exit; SIGKILL of the whole tree, this process included): the caller
+        must put its own back before its next await, so that no signal ever reaches SGLang's."""
+        self._manager.auto_create_handle_loop()
+
     # ---- requests ----
     @staticmethod
     def new_rid() -> str:

@@ -136,8 +136,8 @@ class Lifecycle:
     def take_signals(self) -> None:
         """SIGTERM/SIGINT stop us; SIGQUIT is what SGLang's children send their parent when they fail
         (its default action would end us with no word and no detach). Called when the loop starts and
-        again after the warm-up: SGLang installs its own handlers at its first request (it drains,
-        then calls sys.exit, skipping our stop; on SIGQUIT it SIGKILLs the whole tree, us included)."""
+        again by the engine's warm-up, in the step where SGLang installs its own (it drains, then calls
+        sys.exit, skipping our stop; on SIGQUIT it SIGKILLs the whole tree, us included)."""
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._stop_signal, sig)
@@ -153,7 +153,7 @@ class Lifecycle:
     # ---- start ----
     async def _load(self) -> None:
         try:
-            await self.engine.start()
+            await self.engine.start(take_signals=self.take_signals)
             self.serving = self._make_serving(self.engine.adapter)
             if self.settings.enable_engine_metrics:
                 self.metrics.add_engine_metrics()
@@ -165,7 +165,6 @@ class Lifecycle:
                 return
             self._failed_to_load(self.engine.failure or f"{type(exc).__name__}: {exc}", force=False)
             return
-        self.take_signals()
         if not self.machine.to(State.READY):
             return  # a stop came first
         if self.settings.engine_stall_timeout > 0:
