@@ -13,18 +13,21 @@ CLIENTS_VENV := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed-$(shell sha1sum requirements/clients-lock.txt | cut -c1-12)
 JS_DIR := tests/clients/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed-$(shell sha1sum $(JS_DIR)/package-lock.json | cut -c1-12)
+# The docs site's tools (MkDocs + Material), in their own venv from a full lock.
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell sha1sum requirements/docs-lock.txt | cut -c1-12)
 
-.PHONY: setup model clients serve test test-fast lint bench bench-ready docker-cpu docker-hathora-standin clean
+.PHONY: setup model clients serve test test-fast lint docs docs-tables bench bench-ready docker-cpu docker-hathora-standin clean
 
 setup: $(STAMP) model
 
 $(STAMP):
-	scripts/install.sh $(VENV)
-	rm -f $(VENV)/.installed-*
-	touch $@
+	@scripts/install.sh $(VENV)
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
 model: $(STAMP)
-	$(PY) -m sglang_hathora.engine.bundled_model
+	@$(PY) -m sglang_hathora.engine.bundled_model >/dev/null
 
 clients: $(CLIENTS_STAMP) $(JS_STAMP)
 
@@ -38,10 +41,24 @@ $(JS_STAMP): $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-serve: setup
-	$(PY) serve_hathora.py
+$(DOCS_STAMP): requirements/docs-lock.txt
+	python3 -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --disable-pip-version-check --quiet --no-deps -r requirements/docs-lock.txt
+	rm -f $(DOCS_VENV)/.installed-*
+	touch $@
 
-test: setup clients
+# The reference site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor fails it.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
+
+# The docs' generated tables (settings, request bounds, metrics) rewritten from the code.
+docs-tables: $(STAMP)
+	$(PY) scripts/docs_tables.py
+
+serve: setup
+	@$(PY) serve_hathora.py
+
+test: setup clients docs
 	$(PY) -m ruff check .
 	$(VENV)/bin/hadolint Dockerfile.hathora docker/Dockerfile.cpu docker/Dockerfile.sglang-standin
 	# Two lanes (tests/run_order.py): the engine tests one at a time, the container tests beside them.
@@ -93,4 +110,4 @@ docker-hathora-standin: setup
 		$(if $(HF_TOKEN_FILE),--secret id=hf_token$(COMMA)src=$(HF_TOKEN_FILE)) -f Dockerfile.hathora -t sglang-hathora:standin .
 
 clean:
-	rm -rf $(VENV) $(CLIENTS_VENV) $(JS_DIR)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENTS_VENV) $(DOCS_VENV) site $(JS_DIR)/node_modules .pytest_cache .ruff_cache

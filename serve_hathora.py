@@ -9,9 +9,9 @@ forkserver, which imports SGLang on the other core from then on, and only then t
 """
 
 if __name__ == "__main__":
+    from sglang_hathora.configuration import load_settings_or_exit
     from sglang_hathora.engine.environment import start_forkserver_early
     from sglang_hathora.observability import configure_logging
-    from sglang_hathora.settings import load_settings_or_exit
 
     settings = load_settings_or_exit()
     configure_logging(settings)

@@ -26,7 +26,7 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(f"{PREFIX}_ready", "1 when /health answers 200", value=state["ready"])
         yield GaugeMetricFamily(
             f"{PREFIX}_engine_requests",
-            "Requests the engine is tracking (running or queued)",
+            "Requests the engine holds (running or queued)",
             value=state["engine_requests"],
         )
         phases = GaugeMetricFamily(
@@ -44,7 +44,7 @@ class _StateCollector(Collector):
                 "Seconds from process start to the listening port",
                 value=state["port_bound_after"],
             )
-        negs = GaugeMetricFamily(f"{PREFIX}_neg_attached", "1 while attached to the NEG", labels=["neg", "scope"])
+        negs = GaugeMetricFamily(f"{PREFIX}_neg_attached", "1 while attached to that NEG", labels=["neg", "scope"])
         for neg in state["negs"]:
             negs.add_metric([neg["name"], neg["scope"]], 1 if neg["attached"] else 0)
         yield negs
@@ -55,27 +55,40 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            f"{PREFIX}_http_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+            f"{PREFIX}_http_requests", "Every HTTP request, by route and status", ["route", "status"], registry=r
         )
         self.rejected = Counter(
-            f"{PREFIX}_rejected_requests", "Requests refused before any work", ["reason"], registry=r
+            f"{PREFIX}_rejected_requests",
+            "Requests refused before any work: overloaded (429), not_ready (503)",
+            ["reason"],
+            registry=r,
         )
-        self.aborted = Counter(f"{PREFIX}_aborted_requests", "Generations aborted", ["reason"], registry=r)
+        self.aborted = Counter(
+            f"{PREFIX}_aborted_requests",
+            "Generations aborted: client_disconnected, drain_timeout",
+            ["reason"],
+            registry=r,
+        )
         self.prompt_tokens = Counter(f"{PREFIX}_prompt_tokens", "Prompt tokens of finished generations", registry=r)
-        self.completion_tokens = Counter(f"{PREFIX}_completion_tokens", "Completion tokens generated", registry=r)
+        self.completion_tokens = Counter(
+            f"{PREFIX}_completion_tokens", "Completion tokens of finished generations", registry=r
+        )
         self.in_flight = Gauge(f"{PREFIX}_requests_in_flight", "Admitted generation requests", registry=r)
         self.ttft = Histogram(
             f"{PREFIX}_time_to_first_token_seconds",
-            "Time to first token (streams)",
+            "Streams: request start to the first content chunk",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.itl = Histogram(
-            f"{PREFIX}_inter_token_latency_seconds", "Time between stream chunks", buckets=_ITL_BUCKETS, registry=r
+            f"{PREFIX}_inter_token_latency_seconds",
+            "Streams: the gap between content chunks",
+            buckets=_ITL_BUCKETS,
+            registry=r,
         )
         self.e2e = Histogram(
             f"{PREFIX}_e2e_request_latency_seconds",
-            "Generation request latency",
+            "Generation requests, start to the last byte",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

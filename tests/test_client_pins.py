@@ -1,4 +1,4 @@
-"""README's Clients table names the versions tests/test_clients.py really runs: those of the lock files."""
+"""docs/clients.md's clients table names the versions tests/test_clients.py really runs: those of the lock files."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def pinned() -> dict[str, str]:
 
 
 def table_rows() -> list[str]:
-    readme = (PROJECT_DIR / "README.md").read_text()
+    readme = (PROJECT_DIR / "docs" / "clients.md").read_text()
     table = readme[readme.index("| client | version | what runs | result |") :].split("\n\n", 1)[0]
     return table.splitlines()[2:]
 

@@ -207,15 +207,6 @@ def test_published_schema_has_the_bounds_and_not_the_refused_fields() -> None:
     assert refused <= REFUSABLE
 
 
-def test_readme_lists_the_bounds_table() -> None:
-    from sglang_hathora.openai.request_bounds import markdown_table
-    from tests.server_process import PROJECT_DIR
-
-    assert markdown_table() in (PROJECT_DIR / "README.md").read_text(), (
-        "run python -m sglang_hathora.openai.request_bounds"
-    )
-
-
 def test_template_kwargs_may_not_set_what_the_template_call_passes_itself() -> None:
     """The installed transformers' apply_chat_template: each named argument is refused as a key."""
     import inspect

@@ -8,7 +8,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from sglang_hathora.settings import Settings, describe_validation_error
+from sglang_hathora.configuration import describe_validation_error
+from sglang_hathora.settings import Settings
 from tests.server_process import ENTRY, PROJECT_DIR, free_port, server_env
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 logger = logging.getLogger("serve_hathora")
@@ -85,6 +87,10 @@ def _convert(gguf: Path, out: Path) -> None:
     install_torchvision_fix()  # transformers imports torchvision; a no-op where torchvision matches torch
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1":  # main(): its own one line instead
+        transformers_logging.disable_progress_bar()
 
     logger.info("[1/3] reading the tokenizer from %s", gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -111,15 +117,31 @@ def declare_tokenizer_class(checkpoint: Path) -> None:
 
 
 def main() -> int:
-    from sglang_hathora.settings import load_settings_or_exit
+    """``make model``: one progress line on stderr, the checkpoint's path on stdout."""
+    from sglang_hathora.configuration import load_settings_or_exit
 
     settings = load_settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    # The libraries' own chatter (transformers' GGUF notes, progress bars, warnings) stays out of a
+    # newcomer's terminal: the conversion either works or ends with one line saying why.
+    quiet = (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1"))
+    for name, value in quiet:
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore")
+    cache_dir = settings.model_cache_dir
+    started = time.monotonic()
+    converting = not is_prepared(cache_dir)
+    if converting:
+        print(f"model: preparing the bundled {CHECKPOINT_NAME} (one time, under a minute) ...", end="", file=sys.stderr)
+        sys.stderr.flush()
     try:
-        path = prepare(settings.model_cache_dir)
-    except BundledModelError as exc:
-        logger.error("%s", exc)
+        path = prepare(cache_dir)
+    except Exception as exc:  # noqa: BLE001 - one line, whatever failed
+        print(f"{chr(10) if converting else ''}model: preparing the bundled model failed: {exc}", file=sys.stderr)
         return 1
+    if converting:
+        print(f" done in {time.monotonic() - started:.1f} s: {path}", file=sys.stderr)
+    else:
+        print(f"model: the bundled {CHECKPOINT_NAME} is ready at {path}", file=sys.stderr)
     print(path)
     return 0
 

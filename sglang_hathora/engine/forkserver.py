@@ -73,11 +73,19 @@ def start(preload: tuple[str, ...] = PRELOAD) -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def install() -> None:
-    """SGLang's engine starts its children from the forkserver from now on (after it is imported)."""
+def install(preloaded: bool = True) -> None:
+    """SGLang's engine starts its children from the forkserver from now on (after it is imported), or,
+    with ``preloaded`` false, spawns them as before but with SIGINT ignored (``QuietSpawnProcess``)."""
     import sglang.srt.entrypoints.engine as sglang_engine
 
-    sglang_engine.mp = _Multiprocessing()  # type: ignore[assignment]
+    sglang_engine.mp = _Multiprocessing(PreloadedProcess if preloaded else QuietSpawnProcess)  # type: ignore[assignment]
+
+
+def ignore_terminal_interrupt() -> None:
+    """Ctrl+C in a terminal sends SIGINT to the whole process group, SGLang's children included: each
+    printed a KeyboardInterrupt traceback (about 30 lines) while the server was stopping cleanly. The
+    server owns the stop (it ends its children itself, as for SIGTERM), so its children ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class PreloadedProcess(_CONTEXT.Process):  # type: ignore[name-defined,misc]
@@ -99,6 +107,7 @@ class PreloadedProcess(_CONTEXT.Process):  # type: ignore[name-defined,misc]
         gc.freeze()
         gc.enable()
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)  # the forkserver's relay is not for its children
+        ignore_terminal_interrupt()
 
         # setproctitle keeps the memory holding environ for the new title: read once before environ is
         # rewritten (measured: without it SGLang's "sglang::scheduler" titles were lost).
@@ -107,6 +116,14 @@ class PreloadedProcess(_CONTEXT.Process):  # type: ignore[name-defined,misc]
         os.environ.update(self._environment)
         refuse_if_cuda_initialised()
         _log_start(self._target)
+        super().run()
+
+
+class QuietSpawnProcess(multiprocessing.get_context("spawn").Process):  # type: ignore[misc]
+    """SGLang's own spawned child (ENGINE_FORKSERVER off), with SIGINT ignored."""
+
+    def run(self) -> None:
+        ignore_terminal_interrupt()
         super().run()
 
 
@@ -136,7 +153,8 @@ def _log_start(target: Any) -> None:
 class _Multiprocessing:
     """multiprocessing, but for its Process."""
 
-    Process = PreloadedProcess
+    def __init__(self, process: type) -> None:
+        self.Process = process
 
     def __getattr__(self, name: str) -> Any:
         return getattr(multiprocessing, name)

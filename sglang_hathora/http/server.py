@@ -19,8 +19,9 @@ from collections.abc import Generator
 
 import uvicorn
 
+from sglang_hathora.configuration import load_settings_or_exit
 from sglang_hathora.engine.model_family import check_parser_names
-from sglang_hathora.engine.service import EngineService
+from sglang_hathora.engine.service import EngineService, adopt_orphans
 from sglang_hathora.engine.startup import StartupPhases
 from sglang_hathora.gcp.auth import ServiceAccountKeyError
 from sglang_hathora.gcp.regions import UnknownRegionError
@@ -31,7 +32,7 @@ from sglang_hathora.lifecycle.lifecycle import Lifecycle
 from sglang_hathora.metrics import Metrics
 from sglang_hathora.observability import configure_logging, logger
 from sglang_hathora.openai.request_bounds import check_allowed_fields
-from sglang_hathora.settings import Settings, load_settings_or_exit
+from sglang_hathora.settings import Settings
 
 
 class HathoraServer(uvicorn.Server):
@@ -124,6 +125,7 @@ def main(settings: Settings | None = None) -> int:
         f"{plan.mode} for {settings.hathora_hostname}:{settings.hathora_default_port}" if plan else "off",
     )
     server = build_server(settings, NegRegistrar(plan, settings) if plan else None, startup)
+    adopt_orphans()
     try:
         server.run()
     finally:

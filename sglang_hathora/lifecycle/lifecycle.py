@@ -167,6 +167,7 @@ class Lifecycle:
             return
         if not self.machine.to(State.READY):
             return  # a stop came first
+        logger.info("%s", ready_line(self.settings))
         if self.settings.engine_stall_timeout > 0:
             watchdog = EngineWatchdog(self.engine.adapter, self.settings, on_stall=self.engine_stalled)
             self._watchdog = asyncio.create_task(watchdog.run(), name="engine-watchdog")
@@ -259,3 +260,13 @@ class Lifecycle:
         await asyncio.sleep(drain - min(_DRAIN_ABORT_MARGIN, drain / 2))
         if self.serving is not None and (count := self.serving.in_flight.abort_all("drain_timeout")):
             logger.warning("Drain timeout: aborted %d generation(s) still running", count)
+
+
+def ready_line(settings: Settings) -> str:
+    """Where to send the first request, as one line a person can copy from the terminal."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+    url = f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+    auth = ' -H "Authorization: Bearer $API_KEY"' if settings.api_keys else ""
+    body = '{"model": "sglang", "messages": [{"role": "user", "content": "What is the capital of France?"}]}'
+    headers = f"-H 'Content-Type: application/json'{auth}"
+    return f"Ready on {url} - try: curl -s {url}/v1/chat/completions {headers} -d '{body}'"
