@@ -133,3 +133,32 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.parametrize("kind", ["PreloadedProcess", "QuietSpawnProcess"])
+def test_the_engine_children_ignore_the_terminals_sigint(tmp_path, kind: str) -> None:
+    """Ctrl+C reaches the whole process group: a child that took it printed a KeyboardInterrupt
+    traceback; both kinds of child (forked from the forkserver, or spawned) ignore it, the parent not."""
+    result = run_script(
+        tmp_path,
+        f"""
+        import signal
+
+        def report(path):
+            os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl+C
+            with open(path, "w") as file:
+                file.write(str(signal.getsignal(signal.SIGINT) is signal.SIG_IGN))
+
+        if __name__ == "__main__":
+            if "{kind}" == "PreloadedProcess":
+                forkserver.start(("colorsys",))
+            path = sys.argv[0] + ".out"
+            child = forkserver.{kind}(target=report, args=(path,))
+            child.start()
+            child.join(60)
+            print(child.exitcode, open(path).read(), signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.split() == ["0", "True", "True"], (result.stdout, result.stderr)

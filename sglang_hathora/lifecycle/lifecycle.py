@@ -267,6 +267,7 @@ def ready_line(settings: Settings) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
     url = f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
     auth = ' -H "Authorization: Bearer $API_KEY"' if settings.api_keys else ""
-    body = '{"model": "sglang", "messages": [{"role": "user", "content": "What is the capital of France?"}]}'
+    question = '[{"role": "user", "content": "What is the capital of France?"}]'
+    body = f'{{"model": "sglang", "messages": {question}, "temperature": 0, "max_tokens": 64}}'
     headers = f"-H 'Content-Type: application/json'{auth}"
     return f"Ready on {url} - try: curl -s {url}/v1/chat/completions {headers} -d '{body}'"
