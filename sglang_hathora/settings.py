@@ -78,7 +78,12 @@ class Settings(BaseSettings):
 
     # --- Model and engine ---
     model_path: str | None = Field(
-        None, **_doc("A local checkpoint folder or a Hugging Face id.", "the bundled SmolLM2-135M-Instruct")
+        None,
+        **_doc(
+            "A local checkpoint folder, a Hugging Face id, or a Cloud Storage folder (`gs://bucket/path`: the "
+            "weights streamed, [Deploying](deploying.md#weights-from-cloud-storage)).",
+            "the bundled SmolLM2-135M-Instruct",
+        ),
     )
     served_model_name: str | None = Field(
         None, **_doc("The name in `/v1/models` and in responses; requests may also say `sglang`.", "`MODEL_PATH`")

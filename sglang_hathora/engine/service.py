@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from sglang_hathora.engine import bundled_model, forkserver
+from sglang_hathora.engine import bundled_model, forkserver, object_storage
 from sglang_hathora.engine.environment import prepare_for, resolve_device
 from sglang_hathora.engine.model_family import Parsers, choose_parsers, read_config
 from sglang_hathora.engine.sglang_adapter import SGLangAdapter, startup_parts
@@ -84,6 +84,7 @@ def engine_args(settings: Settings, model_path: str, device: str, parsers: Parse
         args.update(_CPU_DEFAULTS)
     if settings.deterministic_inference:
         args.update(deterministic_args(device))
+    args.update(object_storage.engine_args(model_path))
     optional = {
         "tool_call_parser": parsers.tool_call_parser if parsers else None,
         "reasoning_parser": parsers.reasoning_parser if parsers else None,
@@ -135,7 +136,12 @@ class EngineService:
             phases.advance("sglang_import")
             await in_daemon_thread(_import_sglang)
             forkserver.install(preloaded)
-            config = await in_daemon_thread(read_config, self.model_path)
+            phases.advance("engine_build")  # from the model's config on: a bucket's is pulled first
+            local = self.model_path
+            if object_storage.is_object_storage(self.model_path):
+                object_storage.provide_credentials(self.settings.gcp_service_account_key_base64)
+                local = await in_daemon_thread(object_storage.metadata_dir, self.model_path)
+            config = await in_daemon_thread(read_config, local)
             settings = self.settings
             parsers = choose_parsers(settings.tool_call_parser, settings.reasoning_parser, config, self.model_path)
             logger.info(
@@ -152,7 +158,6 @@ class EngineService:
                     "in one batch can still differ"
                 )
             logger.info("Loading model %s on %s (tp_size=%d)", self.model_path, self.device, self.settings.tp_size)
-            phases.advance("engine_build")
             self.engine = await in_daemon_thread(_build_engine, args, park_until=self._release_threads)
             phases.engine_parts(startup_parts(self.engine))
             self.adapter = SGLangAdapter(self.engine)

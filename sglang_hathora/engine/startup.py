@@ -9,7 +9,8 @@ is split into contiguous phases that sum to it (each ends where the next begins)
                  on the other core during the next phases; 0 with ENGINE_FORKSERVER off)
   model_files    bundled model unpacked (0 with MODEL_PATH)
   sglang_import  SGLang's modules
-  engine_build   sglang.Engine(): tokenizer, scheduler process, weights, KV cache (SGLang's own
+  engine_build   the model's config (pulled from a bucket for gs://), then sglang.Engine(): tokenizer,
+                 scheduler process, weights (streamed for gs://), KV cache (SGLang's own
                  parts: load_weight, kv_cache_allocation, cuda_graph, scheduler_e2e, in ``parts``)
   warm_up        one real generation on the serving loop
 The port is bound (a milestone, not a phase: it happens while the load runs) within about a second.
