@@ -65,6 +65,9 @@ def test_make_serve_in_a_fresh_clone_then_ctrl_c(tmp_path: Path) -> None:
             stdout=terminal,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            # SIGINT as a terminal leaves it: a test run started in the background (CI) inherits it
+            # ignored, and make would then ignore Ctrl+C, not stop on it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     group = make.pid
     try:

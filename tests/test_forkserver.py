@@ -150,6 +150,9 @@ def test_the_engine_children_ignore_the_terminals_sigint(tmp_path, kind: str) ->
                 file.write(str(signal.getsignal(signal.SIGINT) is signal.SIG_IGN))
 
         if __name__ == "__main__":
+            # As in a terminal: Python's own handler (a run started in the background inherits SIGINT
+            # ignored, and its children would ignore it whatever this code does).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             if "{kind}" == "PreloadedProcess":
                 forkserver.start(("colorsys",))
             path = sys.argv[0] + ".out"
