@@ -64,7 +64,7 @@ test: setup clients docs
 	# Two lanes (tests/run_order.py): the engine tests one at a time, the container tests beside them.
 	$(PY) -m pytest -n 2 --lanes
 
-# The fast loop: every test that needs no engine, no model and no Docker (under a minute).
+# The fast loop: every test that needs no engine, no model and no Docker (about a minute on 2 cores).
 test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 -m "not engine and not docker"
