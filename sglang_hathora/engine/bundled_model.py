@@ -136,7 +136,8 @@ def main() -> int:
     try:
         path = prepare(cache_dir)
     except Exception as exc:  # noqa: BLE001 - one line, whatever failed
-        print(f"{chr(10) if converting else ''}model: preparing the bundled model failed: {exc}", file=sys.stderr)
+        end_of_progress = "\n" if converting else ""
+        print(f"{end_of_progress}model: preparing the bundled model failed: {exc}", file=sys.stderr)
         return 1
     if converting:
         print(f" done in {time.monotonic() - started:.1f} s: {path}", file=sys.stderr)

@@ -73,7 +73,7 @@ def start(preload: tuple[str, ...] = PRELOAD) -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def install(preloaded: bool = True) -> None:
+def install(preloaded: bool) -> None:
     """SGLang's engine starts its children from the forkserver from now on (after it is imported), or,
     with ``preloaded`` false, spawns them as before but with SIGINT ignored (``QuietSpawnProcess``)."""
     import sglang.srt.entrypoints.engine as sglang_engine
