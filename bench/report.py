@@ -23,21 +23,62 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
     summary["errors"] = sum(run["errors"] for run in runs)
     summary["runs"] = len(runs)
     summary["output_throughput_each"] = [round(run["output_throughput"], 2) for run in runs]
+    summary["cpu_ms_per_token"] = cpu_ms_per_token(runs)
     return summary
 
 
-def throughput_ratio(ours: list[dict], other: list[dict]) -> dict[str, float]:
-    """Interleaved pairs: the median of the pairwise ratios. One run of the other: our median over it."""
+def cpu_ms_per_token(runs: list[dict]) -> dict[str, float]:
+    """CPU milliseconds per output token of each process (median over the runs). Unlike throughput it
+    hardly depends on how fast the machine is at the moment, so it shows what a layer adds per token
+    where throughput cannot: the pairs' throughput ratios spread by about 10% here, the HTTP process's
+    CPU per token by a few percent. The scheduler's figure is not a cost: its threads spin while it runs."""
+    titles = sorted({title for run in runs for title in run.get("cpu_seconds", {})})
+    return {
+        title: round(
+            statistics.median(
+                run["cpu_seconds"].get(title, 0.0) * 1000 / max(run["total_output_tokens"], 1) for run in runs
+            ),
+            3,
+        )
+        for title in titles
+    }
+
+
+def pairwise(ours: list[dict], other: list[dict], key: str = "output_throughput") -> dict[str, Any]:
+    """The median of the pairwise ratios of ``key``, their range and the 95% interval of their mean
+    (Student's t), which says how finely this run can tell the two apart.
+
+    Alternated runs (A B A B ... A, one more run of whichever went first): each run of the one with
+    fewer is compared with the mean of the other's two runs either side of it, so that a drift of the
+    machine's speed over the minutes cancels. Runs in pairs (as many of each): run i with run i. One run
+    of the other: our median over it."""
     if len(other) == 1:
-        ratios = [statistics.median(run["output_throughput"] for run in ours) / other[0]["output_throughput"]]
+        ratios = [statistics.median(run[key] for run in ours) / other[0][key]]
+    elif len(ours) == len(other) + 1:
+        ratios = [(a[key] + b[key]) / 2 / o[key] for a, b, o in zip(ours, ours[1:], other, strict=False)]
+    elif len(other) == len(ours) + 1:
+        ratios = [o[key] / ((a[key] + b[key]) / 2) for a, b, o in zip(other, other[1:], ours, strict=False)]
     else:
-        ratios = [a["output_throughput"] / b["output_throughput"] for a, b in zip(ours, other, strict=False)]
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "pairs": len(ratios)}
+        ratios = [a[key] / b[key] for a, b in zip(ours, other, strict=False)]
+    result: dict[str, Any] = {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "pairs": len(ratios),
+        "each": [round(r, 4) for r in ratios],
+    }
+    if len(ratios) >= 3:
+        from scipy import stats
+
+        mean = statistics.mean(ratios)
+        half = stats.t.ppf(0.975, len(ratios) - 1) * statistics.stdev(ratios) / len(ratios) ** 0.5
+        result.update(mean=mean, ci95=[mean - half, mean + half])
+    return result
 
 
 def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
     ours = contenders[0]
-    results: dict[str, Any] = {"machine": machine, "contenders": {}, "ratios": {}}
+    results: dict[str, Any] = {"machine": machine, "contenders": {}, "ratios": {}, "itl_ratios": {}}
     for contender in contenders:
         results["contenders"][contender.name] = {
             "port_bound_after_s": round(contender.bound_after_s, 2),
@@ -47,8 +88,10 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
             "by_concurrency": {str(c): summarise(runs) for c, runs in sorted(contender.runs.items())},
         }
     for other in contenders[1:]:
-        results["ratios"][other.name] = {
-            str(c): throughput_ratio(ours.runs[c], other.runs[c]) for c in sorted(ours.runs) if c in other.runs
+        shared = [c for c in sorted(ours.runs) if c in other.runs]
+        results["ratios"][other.name] = {str(c): pairwise(ours.runs[c], other.runs[c]) for c in shared}
+        results["itl_ratios"][other.name] = {
+            str(c): pairwise(ours.runs[c], other.runs[c], "median_itl_ms") for c in shared
         }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results, ours.name))
@@ -74,20 +117,23 @@ def markdown(results: dict, ours_name: str) -> str:
                 f"| {s['median_itl_ms']:.0f} / {s['p99_itl_ms']:.0f} | {s['median_e2e_latency_ms']:.0f} "
                 f"| {s['errors']} |"
             )
+    for key, what in (("ratios", "Output throughput"), ("itl_ratios", "Median inter-token latency")):
+        lines += ratio_table(results.get(key, {}), what, ours_name)
     lines += [
         "",
-        f"Output throughput of {ours_name} divided by each contender's, measured in the same run "
-        "(median of interleaved pairs, min-max in brackets):",
+        "CPU milliseconds per output token, by process (median of the runs; the scheduler's threads spin "
+        "while it runs, so its figure follows the run's length):",
         "",
-        "| versus | " + " | ".join(f"conc. {c}" for c in next(iter(results["ratios"].values()), {})) + " |",
-        "|---|" + "---|" * len(next(iter(results["ratios"].values()), {})),
+        "| contender | conc. | HTTP process | detokenizer | scheduler |",
+        "|---|---|---|---|---|",
     ]
-    for name, by_c in results["ratios"].items():
-        cells = [
-            f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})" if r["pairs"] > 1 else f"{r['median']:.2f}"
-            for r in by_c.values()
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, data in results["contenders"].items():
+        for concurrency, s in data["by_concurrency"].items():
+            cpu = s.get("cpu_ms_per_token", {})
+            cells = [cpu.get(t) for t in ("server", "sglang::detokenizer", "sglang::scheduler")]
+            lines.append(
+                f"| {name} | {concurrency} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |"
+            )
     lines += [
         "",
         "| contender | port bound after | ready after | memory idle (PSS, all processes) | memory peak |",
@@ -99,6 +145,32 @@ def markdown(results: dict, ours_name: str) -> str:
             f"{data['idle_pss_mb']} MB | {data['peak_pss_mb']} MB |"
         )
     return "\n".join(lines) + "\n"
+
+
+def ratio_table(ratios: dict, what: str, ours_name: str) -> list[str]:
+    if not ratios:
+        return []
+    concurrencies = next(iter(ratios.values()))
+    lines = [
+        "",
+        f"{what} of {ours_name} divided by each contender's, measured in the same run: the median of the "
+        "interleaved pairs, their range, and the 95% interval of their mean:",
+        "",
+        "| versus | " + " | ".join(f"conc. {c}" for c in concurrencies) + " |",
+        "|---|" + "---|" * len(concurrencies),
+    ]
+    for name, by_c in ratios.items():
+        lines.append(f"| {name} | " + " | ".join(ratio_cell(r) for r in by_c.values()) + " |")
+    return lines
+
+
+def ratio_cell(r: dict) -> str:
+    if r["pairs"] == 1:
+        return f"{r['median']:.2f}"
+    cell = f"{r['median']:.2f} (range {r['min']:.2f}-{r['max']:.2f}"
+    if "ci95" in r:
+        cell += f"; mean {r['mean']:.2f}, 95% {r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}"
+    return cell + ")"
 
 
 def plot(results: dict, path: Path) -> None:
