@@ -154,7 +154,8 @@ def ratio_table(ratios: dict, what: str, ours_name: str) -> list[str]:
     lines = [
         "",
         f"{what} of {ours_name} divided by each contender's, measured in the same run: the median of the "
-        "interleaved pairs, their range, and the 95% interval of their mean:",
+        "pairwise ratios (alternated runs: each against the other's runs either side of it), their range, "
+        "and the 95% interval of their mean:",
         "",
         "| versus | " + " | ".join(f"conc. {c}" for c in concurrencies) + " |",
         "|---|" + "---|" * len(concurrencies),
