@@ -1,4 +1,9 @@
-"""Typed FastAPI dependencies: what a route needs, fetched from app.state in one place."""
+"""Typed FastAPI dependencies: what a route needs, fetched from app.state in one place.
+
+They are ``async def`` although none of them awaits: FastAPI runs a plain ``def`` dependency in its
+thread pool, a hop to a worker thread and back for every request (measured with py-spy on this
+machine: 4% of the HTTP process's samples under sequential one-token streams, none of it needed).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,15 @@ from sglang_hathora.openai.serving import OpenAIServing
 from sglang_hathora.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
+async def get_lifecycle(request: Request) -> Lifecycle:
     return request.app.state.lifecycle
 
 
-def get_serving(request: Request) -> OpenAIServing:
+async def get_serving(request: Request) -> OpenAIServing:
     lifecycle: Lifecycle = request.app.state.lifecycle
     if not lifecycle.serving_requests:
         lifecycle.metrics.rejected.labels("not_ready").inc()
