@@ -61,6 +61,8 @@ KILLERS = [
     # the scheduler ("probability tensor contains either inf, nan or element < 0"; the fuzz run's NaN)
     ("regex no token satisfies, top_p", COMPLETIONS, completion(regex="\x04", top_p=0.5), 400, "regex", None),
     ("regex no token satisfies, min_p", COMPLETIONS, completion(regex="\x04", min_p=0.5), 400, "regex", None),
+    # ... mid-way, after a first token was accepted (engine/grammar_guard.py guards every step)
+    ("regex dead end mid-way, top_p", COMPLETIONS, completion(regex="P\x04", top_p=0.5), 400, "regex", None),
     (
         "json_schema no token satisfies, top_p",
         CHAT,

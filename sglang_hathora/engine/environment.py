@@ -1,4 +1,4 @@
-"""Where the engine's process environment is prepared: the device, SGLang's environment variables and
+"""Where the engine's process environment is prepared: the device and
 (on CPU) the fixes, all set before SGLang is imported and before any engine process starts, so that
 the forkserver (engine/forkserver.py) and every child inherit them.
 
@@ -13,14 +13,6 @@ import os
 
 from sglang_hathora.engine import cpu_compat, forkserver
 from sglang_hathora.settings import Settings
-
-# SGLang reads these from the environment, in this process and in the children it starts.
-# SGLANG_SANITIZE_NAN_LOGITS: a grammar that allows no token at some step masks a whole row of
-# logits to -inf; with top_p/top_k/min_p the sampler's torch.multinomial then raised "probability
-# tensor contains either inf, nan or element < 0" and the scheduler died (a fuzz killer: regex "\x04",
-# temperature 1, top_p 0.5). Sanitized (-inf -> -1e30) the row samples some token, the grammar
-# refuses it and only that request fails (400). The cost is one nan_to_num_ over the logits per step.
-ENGINE_ENVIRONMENT = {"SGLANG_SANITIZE_NAN_LOGITS": "1"}
 
 # A GPU needs its driver's device files: without any, "auto" means the CPU, known without importing
 # torch (1.1-1.5 s here).
@@ -46,9 +38,8 @@ def _torch_device() -> str:
 
 
 def prepare_for(device: str) -> None:
-    """SGLang's variables (an operator's own value wins) and, on the CPU, the fixes."""
-    for key, value in ENGINE_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    """On the CPU, the fixes. (SGLang's SGLANG_SANITIZE_NAN_LOGITS is not set: it cost every batch a
+    step's sanitising, for grammars that allow no token; engine/grammar_guard.py guards those alone.)"""
     if device == "cpu":
         cpu_compat.apply()
 

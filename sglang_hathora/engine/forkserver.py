@@ -38,6 +38,7 @@ import signal
 import sys
 from typing import Any
 
+from sglang_hathora.engine import grammar_guard
 from sglang_hathora.engine.cpu_compat import PROJECT_DIR
 
 # What SGLang's children import (the scheduler pulls in torch, transformers and the model code; the
@@ -51,6 +52,7 @@ PRELOAD = (
     "sglang_hathora.observability",
 )
 _CONTEXT = multiprocessing.get_context("forkserver")
+DETOKENIZER_TARGET = "run_detokenizer_process"  # sglang.srt.managers.detokenizer_manager's entry point
 
 
 def enabled(setting: str, device: str) -> bool:
@@ -116,6 +118,7 @@ class PreloadedProcess(_CONTEXT.Process):  # type: ignore[name-defined,misc]
         os.environ.update(self._environment)
         refuse_if_cuda_initialised()
         _log_start(self._target)
+        guard_if_scheduler(self._target)
         super().run()
 
 
@@ -124,7 +127,17 @@ class QuietSpawnProcess(multiprocessing.get_context("spawn").Process):  # type: 
 
     def run(self) -> None:
         ignore_terminal_interrupt()
+        guard_if_scheduler(self._target)
         super().run()
+
+
+def guard_if_scheduler(target: Any) -> None:
+    """In each engine child that samples (the schedulers, one per tensor-parallel rank, whichever of
+    SGLang's entry points starts them): the dead-end-grammar guard (engine/grammar_guard.py), before
+    SGLang's code runs. Not in the detokenizer, which would import torch for it when spawned."""
+    module, name = getattr(target, "__module__", None) or "", getattr(target, "__name__", "")
+    if module.startswith("sglang.") and name != DETOKENIZER_TARGET:
+        grammar_guard.install()
 
 
 def refuse_if_cuda_initialised() -> None:

@@ -14,6 +14,9 @@ Two of SGLang's private methods are wrapped, each for a measured reason:
   scheduler ("cannot reshape tensor of 0 elements"; found by the schema-driven fuzz run). Only the ids
   can tell; SGLang validates them there on every path (single, batch, n > 1), and the ValueError
   raised becomes its serving layer's 400.
+
+In the scheduler processes, one more is wrapped (engine/grammar_guard.py: ``GrammarMask.apply``, for a
+grammar that allows no token) and, in this process, SGLang's start method (engine/forkserver.py).
 """
 
 from __future__ import annotations
