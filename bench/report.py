@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,26 @@ METRICS = {
 }
 
 
+# SGLang's scheduler logs one of these every 40 decode steps (decode_log_interval), in both servers.
+_DECODE_LINE = re.compile(r"Decode batch, #running-req: (\d+),.*?gen throughput \(token/s\): ([0-9.]+)")
+
+
 def summarise(runs: list[dict]) -> dict[str, Any]:
     summary = {key: statistics.median(run[key] for run in runs) for key in METRICS}
     summary["errors"] = sum(run["errors"] for run in runs)
     summary["runs"] = len(runs)
     summary["output_throughput_each"] = [round(run["output_throughput"], 2) for run in runs]
     summary["cpu_ms_per_token"] = cpu_ms_per_token(runs)
+    lines = [rate for run in runs for rate in run.get("decode_tok_s", [])]
+    if lines:
+        summary["scheduler_decode_tok_s"] = {"median": statistics.median(lines), "lines": len(lines)}
     return summary
+
+
+def decode_rates(log_text: str, running: int) -> list[float]:
+    """The scheduler's own decode rate (tokens/s) from its log lines with ``running`` requests in the
+    batch: the engine's speed before anything reaches a server's HTTP layer, in both servers alike."""
+    return [float(rate) for count, rate in _DECODE_LINE.findall(log_text) if int(count) == running]
 
 
 def cpu_ms_per_token(runs: list[dict]) -> dict[str, float]:
@@ -77,6 +91,11 @@ def pairwise(ours: list[dict], other: list[dict], key: str = "output_throughput"
     return result
 
 
+def _decode_medians(runs: list[dict]) -> list[dict]:
+    """Each run as its scheduler's median decode rate, in the key ``pairwise`` compares."""
+    return [{"output_throughput": statistics.median(run["decode_tok_s"])} for run in runs]
+
+
 def _bracketed(more: list[dict], fewer: list[dict], key: str) -> list[float]:
     """Each run of ``fewer`` against the mean of the runs of ``more`` either side of it."""
     return [
@@ -101,6 +120,11 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
         results["itl_ratios"][other.name] = {
             str(c): pairwise(ours.runs[c], other.runs[c], "median_itl_ms") for c in shared
         }
+        with_lines = [c for c in shared if all(run.get("decode_tok_s") for run in ours.runs[c] + other.runs[c])]
+        if with_lines:
+            results.setdefault("decode_ratios", {})[other.name] = {
+                str(c): pairwise(_decode_medians(ours.runs[c]), _decode_medians(other.runs[c])) for c in with_lines
+            }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results, ours.name))
     plot(results, out / "throughput.png")
@@ -125,7 +149,11 @@ def markdown(results: dict, ours_name: str) -> str:
                 f"| {s['median_itl_ms']:.0f} / {s['p99_itl_ms']:.0f} | {s['median_e2e_latency_ms']:.0f} "
                 f"| {s['errors']} |"
             )
-    for key, what in (("ratios", "Output throughput"), ("itl_ratios", "Median inter-token latency")):
+    for key, what in (
+        ("ratios", "Output throughput"),
+        ("itl_ratios", "Median inter-token latency"),
+        ("decode_ratios", "The scheduler's own decode rate (SGLang's log lines with a full batch, each run's median)"),
+    ):
         lines += ratio_table(results.get(key, {}), what, ours_name)
     lines += [
         "",

@@ -33,7 +33,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL_S = 0.25  # readiness probe period: 0.6% of a 40 s start, the same for every contender
 sys.path.insert(0, str(PROJECT))
 
-from bench.report import write_reports  # noqa: E402
+from bench.report import decode_rates, write_reports  # noqa: E402
 from sglang_hathora.engine import bundled_model, cpu_compat  # noqa: E402
 from sglang_hathora.engine.service import engine_args, resolve_device  # noqa: E402
 from sglang_hathora.settings import Settings  # noqa: E402
@@ -222,6 +222,7 @@ def bench_serving(contender: Contender, concurrency: int, prompts: int, args: ar
         str(result_file),
     ]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "1"}
+    log_offset = contender.log.stat().st_size
     before = cpu_seconds(contender.proc.pid)
     with PeakMemory(contender):
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
@@ -232,6 +233,9 @@ def bench_serving(contender: Contender, concurrency: int, prompts: int, args: ar
     result = json.loads(result_file.read_text().splitlines()[-1])
     result["errors"] = prompts - result["completed"]
     result["cpu_seconds"] = {title: round(s - before.get(title, 0.0), 2) for title, s in after.items()}
+    with contender.log.open("rb") as log:
+        log.seek(log_offset)
+        result["decode_tok_s"] = decode_rates(log.read().decode(errors="replace"), concurrency)
     cpu = ", ".join(f"{title} {s:.1f}" for title, s in sorted(result["cpu_seconds"].items()) if s >= 0.05)
     print(
         f"[bench] {contender.name} c={concurrency}: {result['output_throughput']:.1f} out tok/s, "

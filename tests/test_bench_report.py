@@ -110,3 +110,38 @@ def test_reports_carry_both_ratio_tables_and_the_cpu_table(tmp_path, monkeypatch
     assert "| sglang.launch_server | 1.00 (range 0.90-1.10; mean 1.00, 95% " in text
     assert "| sglang-hathora | 1 | 1.30 | 0.52 | 182.29 |" in text
     assert (tmp_path / "throughput.png").stat().st_size > 0
+
+
+# One line of each server's log as it is written (ours through the server's own log format).
+OURS_LINE = (
+    "2026-12-04 01:53:59,049 - sglang - INFO - Decode batch, #running-req: 1, #token: 216, token usage: 0.05, "
+    "cpu graph: False, gen throughput (token/s): 12.71, #queue-req: 0"
+)
+LAUNCH_SERVER_LINE = (
+    "[2026-12-04 01:54:02] Decode batch, #running-req: 8, #token: 1500, token usage: 0.37, cpu graph: False, "
+    "gen throughput (token/s): 27.40, #queue-req: 0, "
+)
+
+
+def test_decode_rates_are_the_schedulers_lines_at_the_runs_concurrency():
+    text = "\n".join([OURS_LINE, LAUNCH_SERVER_LINE, OURS_LINE.replace("12.71", "13.5"), "Prefill batch, ..."])
+    assert report.decode_rates(text, 1) == [12.71, 13.5]
+    assert report.decode_rates(text, 8) == [27.4]
+    assert report.decode_rates("no such line", 1) == []
+
+
+def test_reports_compare_the_schedulers_decode_rates_when_both_logged_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "plot", lambda results, path: path.write_bytes(b"png"))
+    ours, other = Contender("sglang-hathora"), Contender("sglang.launch_server")
+    ours.runs = {1: [{**run(10, 80), "decode_tok_s": rates} for rates in ([10, 11, 12], [9.0], [13.0, 13.0])]}
+    other.runs = {1: [{**run(10, 80), "decode_tok_s": rates} for rates in ([10.0], [10.0, 10.0])]}
+    machine = {"cpu": "x86_64", "cores": 2, "memory_gb": 23.5, "python": "3.11", "device": "cpu"}
+    machine |= {"model": "/m/SmolLM2", "command": "make bench", "workload": "random-ids", "wall_seconds": 1}
+    results = report.write_reports([ours, other], machine, tmp_path)
+    # each of the other's runs (10) against the mean of ours' run medians either side: (11 + 9) / 2, (9 + 13) / 2
+    assert results["decode_ratios"]["sglang.launch_server"]["1"]["each"] == [1.0, 1.1]
+    assert results["contenders"]["sglang-hathora"]["by_concurrency"]["1"]["scheduler_decode_tok_s"] == {
+        "median": 11.5,
+        "lines": 6,
+    }
+    assert "The scheduler's own decode rate" in (tmp_path / "results.md").read_text()
