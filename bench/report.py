@@ -92,8 +92,8 @@ def pairwise(ours: list[dict], other: list[dict], key: str = "output_throughput"
 
 
 def _decode_medians(runs: list[dict]) -> list[dict]:
-    """Each run as its scheduler's median decode rate, in the key ``pairwise`` compares."""
-    return [{"output_throughput": statistics.median(run["decode_tok_s"])} for run in runs]
+    """Each run as its scheduler's median decode rate, for ``pairwise``."""
+    return [{"decode_median": statistics.median(run["decode_tok_s"])} for run in runs]
 
 
 def _bracketed(more: list[dict], fewer: list[dict], key: str) -> list[float]:
@@ -123,7 +123,8 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
         with_lines = [c for c in shared if all(run.get("decode_tok_s") for run in ours.runs[c] + other.runs[c])]
         if with_lines:
             results.setdefault("decode_ratios", {})[other.name] = {
-                str(c): pairwise(_decode_medians(ours.runs[c]), _decode_medians(other.runs[c])) for c in with_lines
+                str(c): pairwise(_decode_medians(ours.runs[c]), _decode_medians(other.runs[c]), "decode_median")
+                for c in with_lines
             }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results, ours.name))

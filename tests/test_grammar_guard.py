@@ -4,6 +4,8 @@ satisfies" with top_p/min_p, at the start and mid-way: the scheduler died withou
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -38,13 +40,13 @@ def test_sglang_is_not_asked_to_sanitise_every_batch(monkeypatch) -> None:
     monkeypatch.delenv("SGLANG_SANITIZE_NAN_LOGITS", raising=False)
     monkeypatch.setattr(environment.cpu_compat, "apply", lambda: None)
     environment.prepare_for("cpu")
-    assert "SGLANG_SANITIZE_NAN_LOGITS" not in environment.os.environ
+    assert "SGLANG_SANITIZE_NAN_LOGITS" not in os.environ
 
 
 @pytest.mark.engine
 def test_install_wraps_sglangs_grammar_mask_once(monkeypatch) -> None:
     for name in ("PYTHONPATH", "SGLANG_USE_CPU_ENGINE"):  # put back after the test, as they were
-        monkeypatch.setenv(name, environment.os.environ.get(name, ""))
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     environment.prepare_for(environment.resolve_device("auto"))  # as in a scheduler, before sglang
     from sglang.srt.constrained.base_grammar_backend import GrammarMask
 

@@ -1,6 +1,6 @@
-"""Where the engine's process environment is prepared: the device and
-(on CPU) the fixes, all set before SGLang is imported and before any engine process starts, so that
-the forkserver (engine/forkserver.py) and every child inherit them.
+"""Where the engine's process environment is prepared: the device and (on CPU) the fixes, all set
+before SGLang is imported and before any engine process starts, so that the forkserver
+(engine/forkserver.py) and every child inherit them.
 
 ``start_forkserver_early`` runs in ``serve_hathora.py`` before the server imports its web stack, so
 that the forkserver starts 0.6 s sooner (those imports' time on this machine); the engine's load calls
@@ -38,8 +38,7 @@ def _torch_device() -> str:
 
 
 def prepare_for(device: str) -> None:
-    """On the CPU, the fixes. (SGLang's SGLANG_SANITIZE_NAN_LOGITS is not set: it cost every batch a
-    step's sanitising, for grammars that allow no token; engine/grammar_guard.py guards those alone.)"""
+    """On the CPU, the fixes (SGLANG_SANITIZE_NAN_LOGITS is left unset: engine/grammar_guard.py)."""
     if device == "cpu":
         cpu_compat.apply()
 
