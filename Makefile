@@ -17,7 +17,7 @@ JS_STAMP := $(JS_DIR)/node_modules/.installed-$(shell sha1sum $(JS_DIR)/package-
 DOCS_VENV := .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell sha1sum requirements/docs-lock.txt | cut -c1-12)
 
-.PHONY: setup model clients serve test test-fast lint docs docs-tables bench bench-ready docker-cpu docker-hathora-standin clean
+.PHONY: setup model clients serve test test-fast lint docs docs-tables bench bench-ready bench-simultaneous docker-cpu docker-hathora-standin clean
 
 setup: $(STAMP) model
 
@@ -80,6 +80,9 @@ bench: setup $(BENCH_STAMP)
 
 bench-ready: setup $(BENCH_STAMP)
 	$(PY) bench/ready_time.py $(BENCH_ARGS)
+
+bench-simultaneous: setup $(BENCH_STAMP)
+	$(PY) bench/simultaneous.py $(BENCH_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	# Constrained to what is installed, so that the bench tools never change the server's environment.

@@ -91,7 +91,7 @@ def pairwise(ours: list[dict], other: list[dict], key: str = "output_throughput"
     return result
 
 
-def _decode_medians(runs: list[dict]) -> list[dict]:
+def decode_medians(runs: list[dict]) -> list[dict]:
     """Each run as its scheduler's median decode rate, for ``pairwise``."""
     return [{"decode_median": statistics.median(run["decode_tok_s"])} for run in runs]
 
@@ -123,7 +123,7 @@ def write_reports(contenders: list[Any], machine: dict, out: Path) -> dict:
         with_lines = [c for c in shared if all(run.get("decode_tok_s") for run in ours.runs[c] + other.runs[c])]
         if with_lines:
             results.setdefault("decode_ratios", {})[other.name] = {
-                str(c): pairwise(_decode_medians(ours.runs[c]), _decode_medians(other.runs[c]), "decode_median")
+                str(c): pairwise(decode_medians(ours.runs[c]), decode_medians(other.runs[c]), "decode_median")
                 for c in with_lines
             }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
