@@ -3,10 +3,11 @@ baseline, each measured with ``sglang.bench_serving --backend sglang-oai-chat`` 
 
 Each contender runs on its own 127.0.0.1 port with the same engine settings (both SGLang contenders
 get the arguments of ``sglang_hathora.engine.service.engine_args``). The two SGLang servers run side by side
-(both with sleep_on_idle, so the idle one costs nothing) and are measured alternately, A B A B ... A,
-because back-to-back runs of the same server differ by up to 30% on 2 cores
-(shared/reference/bench-serving.md); each run of one is compared with the mean of the other's runs
-either side of it (a drift over the minutes cancels), and the ratio reported is the median of those.
+(both with sleep_on_idle) and are measured alternately, A B A B ... A, because back-to-back runs of the
+same server differ by up to 30% on 2 cores (shared/reference/bench-serving.md); each run of one is
+compared with the mean of the other's runs either side of it (a drift over the minutes cancels), and
+the ratio reported is the median of those. The one not measured is stopped (SIGSTOP) meanwhile: idle,
+each still took CPU from the other's runs, and not the same amount (``Contender.paused``).
 The HF baseline runs alone afterwards. Results: bench/results/results.json, results.md, throughput.png.
 """
 
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,10 +143,36 @@ class Contender:
         except httpx.HTTPError:
             return False
 
+    def tree(self) -> list[psutil.Process]:
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """This server's whole process tree stopped (SIGSTOP) while the other one is measured. Idle
+        with sleep_on_idle, a server still wakes: measured here over the other's 55-s runs,
+        launch_server's idle scheduler took 1.06-1.41 CPU-seconds and ours' 0.75, on a machine whose
+        two cores the measured scheduler's two threads fill (a preempted thread holds up both). Stopped
+        right after its own run, nothing of it is in flight, and ours' watchdog counts only the time its
+        process ran (engine/watchdog.py): no idle canary goes out into its own next run."""
+        processes = self.tree()
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.suspend()
+        try:
+            yield
+        finally:
+            for process in processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.resume()
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        children = psutil.Process(self.proc.pid).children(recursive=True)
+        root, *children = self.tree()
+        for process in (root, *children):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()  # a stopped process would not act on SIGTERM
         self.proc.terminate()
         try:
             self.proc.wait(timeout=60)
@@ -153,6 +181,9 @@ class Contender:
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
+        # A killed process shows as running until it is next scheduled, which on a loaded machine is
+        # not at once: wait, so that the next server starts with this one gone.
+        psutil.wait_procs(children, timeout=30)
 
 
 class PeakMemory:
@@ -318,10 +349,11 @@ def main() -> int:
     try:
         for contender in (ours, sglang):  # one after the other: start-up is measured without contention
             contender.start()
-        for contender in (ours, sglang):
+        for contender, other in ((ours, sglang), (sglang, ours)):
             # One unrecorded pass each: the first benchmark after start-up ran up to 20% slower for
             # whichever server went first (cold caches), which is not what a long-running server sees.
-            bench_serving(contender, 8, 16, args, work)
+            with other.paused():
+                bench_serving(contender, 8, 16, args, work)
         for index, concurrency in enumerate(concurrencies):
             prompts = max(6, int(args.prompts_per_concurrency * concurrency))
             # Strictly alternating, so that every run follows one run of the other server. Interleaved
@@ -332,9 +364,9 @@ def main() -> int:
             # with the concurrency, so that the last run of one concurrency and the first of the next differ.
             first, second = (ours, sglang) if index % 2 == 0 else (sglang, ours)
             for contender in [first, second] * args.pairs + [first]:
-                contender.runs.setdefault(concurrency, []).append(
-                    bench_serving(contender, concurrency, prompts, args, work)
-                )
+                with (second if contender is first else first).paused():
+                    result = bench_serving(contender, concurrency, prompts, args, work)
+                contender.runs.setdefault(concurrency, []).append(result)
         ours.stop()
         sglang.stop()
         if not args.skip_hf:
