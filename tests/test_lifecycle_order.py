@@ -133,6 +133,31 @@ def test_an_engine_fault_detaches_and_exits_1_at_once(fault: str, fake_compute: 
     assert lifecycle.exit_code == 1
 
 
+def test_time_the_process_did_not_run_is_not_the_engines_silence() -> None:
+    """A blocked event loop stands for a frozen process (SIGSTOP, a paused container): for 4.5 s, more
+    than twice the stall timeout, nothing of this process runs, SGLang's outputs included. The engine
+    answers once the loop runs again: no stall (counted: the 0.5 s before, at most two 0.4-s intervals
+    for the freeze, the moment after; margins for a loaded machine). Silence while the loop runs is
+    still one."""
+    engine = FakeEngine()
+    lifecycle = make_lifecycle(engine, engine_stall_timeout=2.0, engine_canary_interval=0)
+
+    async def run() -> None:
+        async with lifecycle:
+            await until(lambda: lifecycle.ready)
+            engine.adapter.pending_rids.append("a-request")
+            await asyncio.sleep(0.5)  # the watchdog has seen the request
+            time.sleep(4.5)  # the whole process stopped
+            await asyncio.sleep(0.05)  # resumed: the engine's next output arrives
+            engine.adapter.last_output_stamp = time.time()
+            await asyncio.sleep(0.5)
+            assert lifecycle.state is State.READY
+            await until(lambda: lifecycle.state is State.STALLED, timeout=10)  # and now it stays silent
+
+    asyncio.run(run())
+    assert lifecycle.exit_code == 1
+
+
 def test_the_watchdog_stalls_a_wedged_engine_while_idle() -> None:
     engine = FakeEngine()
     lifecycle = make_lifecycle(engine, engine_stall_timeout=0.5, engine_canary_interval=0.2)
