@@ -173,7 +173,7 @@ def markdown(results: dict, ours_name: str) -> str:
             )
     lines += [
         "",
-        "| contender | port bound after | ready after | memory idle (PSS, all processes) | memory peak |",
+        "| contender | port bound after | ready after | memory idle (PSS, all processes) | memory after a run (max) |",
         "|---|---|---|---|---|",
     ]
     for name, data in results["contenders"].items():
