@@ -60,15 +60,19 @@ def launch_server_flags(served: dict) -> list[str]:
     return flags
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process and all its children (shared pages counted once)."""
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its children, the process first; empty once it has ended."""
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and all its children (shared pages counted once)."""
     total = 0
-    for process in processes:
+    for process in process_tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += process.memory_full_info().pss
     return total / 2**20
@@ -143,8 +147,7 @@ class Contender:
             return False
 
     def tree(self) -> list[psutil.Process]:
-        root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
+        return process_tree(self.proc.pid)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -168,10 +171,11 @@ class Contender:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        root, *children = self.tree()
-        for process in (root, *children):
+        processes = self.tree()
+        for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.resume()  # a stopped process would not act on SIGTERM
+        children = processes[1:]
         self.proc.terminate()
         try:
             self.proc.wait(timeout=60)
@@ -189,13 +193,11 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of a server's process and of each child, by its title: where
     a run's CPU went (2 cores: what the HTTP process spends per token, the scheduler cannot)."""
     seconds: dict[str, float] = {}
-    with contextlib.suppress(psutil.NoSuchProcess):
-        root = psutil.Process(pid)
-        for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                title = "server" if process.pid == pid else (process.cmdline() or [process.name()])[0]
-                times = process.cpu_times()
-                seconds[title] = seconds.get(title, 0.0) + times.user + times.system
+    for process in process_tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            title = "server" if process.pid == pid else (process.cmdline() or [process.name()])[0]
+            times = process.cpu_times()
+            seconds[title] = seconds.get(title, 0.0) + times.user + times.system
     return seconds
 
 
