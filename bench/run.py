@@ -237,8 +237,8 @@ def bench_serving(contender: Contender, concurrency: int, prompts: int, args: ar
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     after = cpu_seconds(contender.proc.pid)
     # Memory is read after the run, not during it: a process's PSS costs 15-28 ms of CPU to read here
-    # (the kernel walks its mappings), and sampled every 0.5 s in the run it took 19% of a core from
-    # ours (five processes, the forkserver's 700 MB among them) against 11% from launch_server (four),
+    # (the kernel walks its mappings), so sampling every 0.5 s in the run would take about 19% of a core
+    # from ours (five processes, the forkserver's 700 MB among them) against 11% from launch_server (four),
     # out of the two cores the measured scheduler fills. SGLang allocates its KV cache at start, so a
     # run adds little to a tree's memory (the last run sampled during its runs: idle 1952, peak 1952 MB).
     contender.peak_pss_mb = max(contender.peak_pss_mb, tree_pss_mb(contender.proc.pid))
